@@ -1,0 +1,21 @@
+"""Errors a user can act on. Stages print them as one line instead of a traceback."""
+
+
+class UserError(Exception):
+    """Something the user must fix (a param, the data, a weights file)."""
+
+
+class ParamError(UserError):
+    """A value in params.yaml is missing or invalid; the message names the key."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(f"params.yaml: {key}: {problem}")
+        self.key = key
+
+
+class DataError(UserError):
+    """The dataset cannot be used as it is (no images, a class missing from train, ...)."""
+
+
+class WeightsError(UserError):
+    """Pretrained weights could not be obtained or do not fit the backbone."""

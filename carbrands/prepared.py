@@ -1,0 +1,98 @@
+"""The training-ready arrays under data/prepared/: the one format every stage after
+`prepare` reads, so no later stage decodes a JPEG again.
+
+Layout:
+    classes.json          class names; the index of a name is its label
+    meta.json             image_size, resize mode, counts
+    <split>/images.npy    uint8 (N, size, size, 3), RGB
+    <split>/labels.npy    int32 (N,)
+    <split>/paths.txt     source file of each row, one per line (for grids and reports)
+Arrays are opened memory-mapped, so a dataset larger than memory still works.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from carbrands.errors import DataError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    images: np.ndarray   # uint8 (N, H, W, 3), memory-mapped
+    labels: np.ndarray   # int32 (N,)
+    paths: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def load_classes(prepared_dir: str | Path) -> list[str]:
+    path = Path(prepared_dir) / "classes.json"
+    if not path.exists():
+        raise DataError(f"{path} is missing: run the `prepare` stage first")
+    return json.loads(path.read_text())
+
+
+def load_meta(prepared_dir: str | Path) -> dict:
+    return json.loads((Path(prepared_dir) / "meta.json").read_text())
+
+
+def load_split(prepared_dir: str | Path, split: str) -> Split:
+    d = Path(prepared_dir) / split
+    if not (d / "images.npy").exists():
+        raise DataError(f"{d}/images.npy is missing: run the `prepare` stage first")
+    images = np.load(d / "images.npy", mmap_mode="r")
+    labels = np.load(d / "labels.npy")
+    paths = (d / "paths.txt").read_text().splitlines() if (d / "paths.txt").exists() else []
+    return Split(images=images, labels=labels, paths=paths)
+
+
+class SplitWriter:
+    """Writes one split's arrays row by row into a memory-mapped .npy, so the whole
+    dataset is never held in memory at once."""
+
+    def __init__(self, directory: Path, count: int, image_size: int):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.images = np.lib.format.open_memmap(
+            directory / "images.npy", mode="w+", dtype=np.uint8,
+            shape=(count, image_size, image_size, 3))
+        self.labels = np.zeros(count, dtype=np.int32)
+        self.paths = [""] * count
+
+    def put(self, row: int, image: np.ndarray, label: int, path: str) -> None:
+        self.images[row] = image
+        self.labels[row] = label
+        self.paths[row] = path
+
+    def close(self) -> None:
+        self.images.flush()
+        del self.images
+        np.save(self.directory / "labels.npy", self.labels)
+        (self.directory / "paths.txt").write_text("".join(p + "\n" for p in self.paths))
+
+
+def write_tiny(prepared_dir: str | Path, classes: list[str], per_class: dict[str, int],
+               image_size: int = 32, seed: int = 0) -> Path:
+    """Write a small, learnable prepared dataset (class k is brightest in colour channel
+    k % 3, with a class-specific stripe): for tests of the stages after `prepare`."""
+    rng = np.random.default_rng(seed)
+    prepared_dir = Path(prepared_dir)
+    for split, n in per_class.items():
+        w = SplitWriter(prepared_dir / split, n * len(classes), image_size)
+        for k in range(len(classes)):
+            for i in range(n):
+                img = rng.integers(0, 90, (image_size, image_size, 3))
+                img[..., k % 3] += 120
+                img[(k * 5) % image_size: (k * 5) % image_size + 4] = 250
+                w.put(k * n + i, img.clip(0, 255).astype(np.uint8), k, f"{split}/{classes[k]}/{i}.jpg")
+        w.close()
+    (prepared_dir / "classes.json").write_text(json.dumps(classes))
+    (prepared_dir / "meta.json").write_text(json.dumps({"image_size": image_size, "resize": "pad"}))
+    return prepared_dir
