@@ -19,5 +19,11 @@ repro: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# The plots page with vega's scripts inlined, so it opens offline: dvc_plots/index.html.
+PLOTS_TEMPLATE := dvc_plots/.offline-template.html
+plots: $(VENV)/.installed
+	$(BIN)/python -m plots_html.build_template $(PLOTS_TEMPLATE)
+	$(BIN)/dvc plots show --html-template $(PLOTS_TEMPLATE) -o dvc_plots
+
 clean-venv:
 	rm -rf $(VENV)
