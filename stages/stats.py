@@ -1,0 +1,59 @@
+"""Stage `stats`: audit every file under data.dir (verdicts, sizes, hashes, leakage).
+
+Writes data/audit/{manifest.csv, duplicates.csv, summary.json} and plots/data/
+(class_distribution.csv for `dvc plots`, and PNGs). metrics/data.json is written
+by `prepare`, which merges this summary in (DVC allows one writer per file).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from carbrands import audit, audit_plots, io, params, stage
+from carbrands.layout import class_names, discover
+
+AUDIT_DIR = Path("data/audit")
+PLOTS_DIR = Path("plots/data")
+
+
+def main() -> None:
+    p = params.load()
+    d = p["data"]
+    # the only randomness (derived splits, sample choice) uses generators seeded from p["seed"]
+    layout = discover(d["dir"], d["val_fraction"], d["test_fraction"], p["seed"])
+    manifest = audit.inspect_all(layout, d["max_image_pixels"])
+    duplicates = audit.find_duplicates(manifest, d["near_duplicate_distance"])
+    summary = audit.summarize(layout, manifest, duplicates, audit.read_planted(layout))
+
+    with io.atomic_path(AUDIT_DIR) as tmp:
+        io.write_csv(tmp / "manifest.csv", manifest)
+        io.write_csv(tmp / "duplicates.csv", duplicates)
+        io.write_json(tmp / "summary.json", summary)
+
+    table = audit.class_distribution(manifest)
+    with io.atomic_path(PLOTS_DIR) as tmp:
+        io.write_csv(tmp / "class_distribution.csv", table)
+        audit_plots.class_distribution(table, tmp / "class_distribution.png")
+        audit_plots.samples(manifest, layout.data_dir, tmp / "samples.png", p["seed"], d["max_image_pixels"])
+        audit_plots.image_sizes(manifest, summary["recommended_size"], tmp / "image_sizes.png")
+        audit_plots.leakage_pairs(duplicates, layout.data_dir, tmp / "leakage_pairs.png", d["max_image_pixels"])
+
+    _report(summary)
+    # fail now (the audit files are written, for a look) rather than in `prepare`
+    class_names(manifest.to_dict("records"))
+
+
+def _report(s: dict) -> None:
+    v, dup = s["verdicts"], s["duplicates"]
+    print(f"stats: {s['files']} files: {v['ok']} usable, {v['unusable']} unusable, {v['skipped']} skipped; "
+          f"{s['classes']} classes; splits "
+          + ", ".join(f"{k}={x['images']} ({x['origin']})" for k, x in s["splits"].items()))
+    print(f"stats: {dup['cross_split_pairs']} cross-split duplicate pairs ({dup['cross_split_exact']} exact, "
+          f"{dup['cross_split_near']} near); recommended input size {s['recommended_size']}px")
+    if "planted" in s:
+        pl = s["planted"]
+        print(f"stats: planted copies found {pl['found']}/{pl['planted_pairs']} (recall {pl['recall']}), "
+              f"precision {pl['precision']} ({pl['detected_pairs'] - pl['explained_by_planting']} unplanted pairs)")
+
+
+if __name__ == "__main__":
+    stage.run(main)

@@ -1,0 +1,165 @@
+"""The audit on a corpus with bad files and planted cross-split copies."""
+import io as _io
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from carbrands import audit
+from carbrands.layout import discover
+
+ROOT = Path(__file__).resolve().parents[1]
+BRANDS = ("Alpha", "Beta Motors", "Gamma-Works")
+
+
+def _smooth(rng, w=96, h=64):
+    """A smooth random picture: unrelated ones get unrelated perceptual hashes."""
+    small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    return Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC)
+
+
+def _bomb_png(width, height):
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IEND", b""))
+
+
+def make_corpus(root: Path, seed: int = 0) -> Path:
+    """3 brands x (6 train, 2 val, 2 test), bad and stray files, and planted copies:
+    an exact byte copy, a pixel-exact PNG re-save named .jpg, and a resized re-encode."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", 6), ("val", 2), ("test", 2)):
+        for brand in BRANDS:
+            d = root / split / brand
+            d.mkdir(parents=True)
+            for i in range(n):
+                _smooth(rng, 96 + 8 * i, 64).save(d / f"{i}.jpg", quality=90)
+    shutil.copy(root / "train/Alpha/0.jpg", root / "val/Alpha/copy.jpg")
+    Image.open(root / "train/Gamma-Works/2.jpg").save(root / "val/Gamma-Works/resaved.jpg", format="PNG")
+    src = Image.open(root / "train/Beta Motors/1.jpg")
+    src.resize((src.width * 3 // 4, src.height * 3 // 4)).save(root / "test/Beta Motors/near.jpg", quality=70)
+    pd.DataFrame({"kind": ["exact", "exact", "near"],
+                  "source": ["train/Alpha/0.jpg", "train/Gamma-Works/2.jpg", "train/Beta Motors/1.jpg"],
+                  "copy": ["val/Alpha/copy.jpg", "val/Gamma-Works/resaved.jpg", "test/Beta Motors/near.jpg"]}
+                 ).to_csv(root / "planted.csv", index=False)
+    (root / "val/Alpha/zero.jpg").write_bytes(b"")
+    full = (root / "train/Beta Motors/0.jpg").read_bytes()
+    buf = _io.BytesIO()
+    _smooth(rng, 300, 200).save(buf, format="JPEG", quality=95)
+    (root / "train/Beta Motors/cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    (root / "train/Gamma-Works/page.jpg").write_text("<html><body>Access denied</body></html>")
+    (root / "train/Alpha/huge.jpg").write_bytes(_bomb_png(20000, 20000))
+    (root / "train/Alpha/.DS_Store").write_bytes(full[:10])
+    (root / "train/notes.txt").write_text("stray")
+    (root / "README.md").write_text("corpus")
+    (root / "train/Empty Brand").mkdir()
+    return root
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return make_corpus(tmp_path / "corpus")
+
+
+def _by_path(manifest):
+    return manifest.set_index("path")
+
+
+def test_manifest_verdicts_and_measurements(corpus):
+    layout = discover(corpus, 0.15, 0.15, seed=0)
+    manifest = audit.inspect_all(layout, max_pixels=40_000_000, workers=2)
+    rows = _by_path(manifest)
+    assert list(manifest.columns) == audit.MANIFEST_COLUMNS
+    assert len(manifest) == sum(1 for f in corpus.rglob("*") if f.is_file())   # every file has a row
+    expected = {"val/Alpha/zero.jpg": "zero-byte file", "train/Beta Motors/cut.jpg": "truncated JPEG",
+                "train/Gamma-Works/page.jpg": "not an image (HTML)"}
+    for path, reason in expected.items():
+        assert rows.at[path, "verdict"] == "unusable" and rows.at[path, "reason"] == reason, path
+    assert rows.at["train/Alpha/huge.jpg", "reason"].startswith("too large to decode safely: 20000x20000")
+    for path in ("train/Alpha/.DS_Store", "train/notes.txt", "README.md", "planted.csv"):
+        assert rows.at[path, "verdict"] == "skipped", path
+    assert rows.at["val/Gamma-Works/resaved.jpg", "format"] == "PNG"
+    assert (rows.at["train/Alpha/1.jpg", "width"], rows.at["train/Alpha/1.jpg", "height"]) == (104, 64)
+    ok = manifest[manifest["verdict"] == "ok"]
+    assert len(ok) == 3 * 10 + 3 and ok["phash"].str.len().eq(16).all()
+    # inspected in two processes or one, the rows are the same
+    serial = audit.inspect_all(layout, max_pixels=40_000_000, workers=1)
+    pd.testing.assert_frame_equal(manifest, serial)
+
+
+def test_planted_copies_are_found_and_scored(corpus):
+    layout = discover(corpus, 0.15, 0.15, seed=0)
+    manifest = audit.inspect_all(layout, max_pixels=40_000_000, workers=1)
+    dups = audit.find_duplicates(manifest, max_distance=6)
+    pairs = {(r.path_a, r.path_b): r.kind for r in dups.itertuples()}
+    assert pairs[("train/Alpha/0.jpg", "val/Alpha/copy.jpg")] == "exact"
+    assert pairs[("train/Gamma-Works/2.jpg", "val/Gamma-Works/resaved.jpg")] == "exact"  # same pixels, other bytes
+    assert pairs[("train/Beta Motors/1.jpg", "test/Beta Motors/near.jpg")] == "near"
+    assert audit.leaked_from_train(dups) == {"val/Alpha/copy.jpg", "val/Gamma-Works/resaved.jpg",
+                                             "test/Beta Motors/near.jpg"}
+    summary = audit.summarize(layout, manifest, dups, audit.read_planted(layout))
+    planted = summary["planted"]
+    assert planted["recall"] == 1.0 and planted["found"] == 3
+    assert planted["precision"] == round(3 / len(dups), 4)
+    assert summary["unusable_by_reason"]["zero-byte file"] == 1
+    assert summary["empty_class_folders"] == ["train/Empty Brand"]
+    assert summary["duplicates"]["leaked_from_train"] == {"val": 2, "test": 1}
+    assert summary["splits"]["val"] == {"images": 3 * 2 + 2, "origin": "original"}
+    # a detector that missed the near copy is scored as such
+    exact_only = audit.planted_scores(dups[dups["kind"] == "exact"], audit.read_planted(layout))
+    assert exact_only["by_kind"]["near"]["recall"] == 0.0 and exact_only["by_kind"]["exact"]["recall"] == 1.0
+    assert exact_only["recall"] == round(2 / 3, 4)
+    assert exact_only["missed"] == ["train/Beta Motors/1.jpg -> test/Beta Motors/near.jpg"]
+
+
+def test_unplanted_pairs_lower_precision():
+    dups = pd.DataFrame({"kind": ["exact", "near", "near"], "distance": [0, 3, 5],
+                         "path_a": ["t/a", "t/b", "t/x"], "split_a": ["train"] * 3,
+                         "path_b": ["v/a", "v/b", "v/y"], "split_b": ["val"] * 3})
+    planted = pd.DataFrame({"kind": ["exact", "near", "near"], "source": ["t/a", "t/b", "t/c"],
+                            "copy": ["v/a", "v/b", "v/c"]})
+    s = audit.planted_scores(dups, planted)
+    assert s["recall"] == round(2 / 3, 4) and s["precision"] == round(2 / 3, 4)
+    assert s["missed"] == ["t/c -> v/c"] and s["unexplained_pairs"] == ["t/x ~ v/y"]
+
+
+def test_near_duplicates_in_blocks_match_brute_force():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 2**63, 700, dtype=np.uint64)
+    b = np.concatenate([a[:50] ^ np.uint64(0b1011), rng.integers(0, 2**63, 300, dtype=np.uint64)])
+    found = {(i, j) for i, j, _ in audit._close_pairs(a, b, 4)}
+    brute = {(i, j) for i in range(len(a)) for j in range(len(b)) if bin(int(a[i]) ^ int(b[j])).count("1") <= 4}
+    assert found == brute and len(found) >= 50
+
+
+def test_recommended_size_rule():
+    assert audit.recommended_size(np.array([240, 250, 260])) == 224
+    assert audit.recommended_size(np.array([100, 120, 130])) == 96
+    assert audit.recommended_size(np.array([10, 12])) == 32
+
+
+def test_stats_stage_writes_its_outputs(corpus, tmp_path, monkeypatch):
+    from stages import stats
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["dir"] = str(corpus)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(work)
+    stats.main()
+    for name in ("data/audit/manifest.csv", "data/audit/duplicates.csv", "data/audit/summary.json",
+                 "plots/data/class_distribution.csv", "plots/data/class_distribution.png", "plots/data/samples.png",
+                 "plots/data/image_sizes.png", "plots/data/leakage_pairs.png"):
+        assert (work / name).stat().st_size > 0, name
+    table = pd.read_csv(work / "plots/data/class_distribution.csv")
+    assert list(table.columns) == ["class", "split", "count"]
+    assert table.set_index(["class", "split"]).at[("Alpha", "val"), "count"] == 3
+    assert not (work / "metrics").exists()       # metrics/data.json belongs to `prepare`

@@ -1,0 +1,91 @@
+"""The prepare stage: arrays, labels, dropped leaks, metrics; and the real-photo fixture end to end."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from carbrands.prepared import load_classes, load_meta, load_split
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _corpus(root: Path) -> Path:
+    """2 brands (5 train, 2 val, 2 test each), an exact copy of a train image in val and a
+    resized re-encoded one in test, plus one unusable file."""
+    rng = np.random.default_rng(7)
+    for split, n in (("train", 5), ("val", 2), ("test", 2)):
+        for brand in ("Zed", "Alpha Cars"):
+            d = root / split / brand
+            d.mkdir(parents=True)
+            for i in range(n):
+                small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+                Image.fromarray(small).resize((96, 48 + 8 * i), Image.Resampling.BICUBIC).save(d / f"{i}.jpg")
+    shutil.copy(root / "train/Zed/0.jpg", root / "val/Zed/leak.jpg")
+    src = Image.open(root / "train/Alpha Cars/1.jpg")
+    src.resize((72, 42)).save(root / "test/Alpha Cars/leak.jpg", quality=75)
+    (root / "val/Zed/broken.jpg").write_text("<html>oops</html>")
+    return root
+
+
+def _run_stages(data_dir: Path, work: Path, monkeypatch, **data) -> Path:
+    from stages import prepare, stats
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(dir=str(data_dir), image_size=32, **data)
+    work.mkdir(exist_ok=True)
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(work)
+    stats.main()
+    prepare.main()
+    return work
+
+
+def test_prepare_writes_arrays_labels_and_drops_leaks(tmp_path, monkeypatch):
+    work = _run_stages(_corpus(tmp_path / "corpus"), tmp_path / "work", monkeypatch)
+    prepared = work / "data/prepared"
+    classes = load_classes(prepared)
+    assert classes == ["Alpha Cars", "Zed"]                     # sorted: the one class order
+    counts = {}
+    for split in ("train", "val", "test"):
+        s = load_split(prepared, split)
+        assert s.images.dtype == np.uint8 and s.images.shape[1:] == (32, 32, 3)
+        assert s.labels.dtype == np.int32 and len(s.paths) == len(s)
+        # each row's label is the class folder its path came from
+        assert [classes[k] for k in s.labels] == [p.split("/")[1] for p in s.paths]
+        assert s.images.reshape(len(s), -1).std(axis=1).min() > 5   # real pictures, not blank rows
+        counts[split] = len(s)
+    assert counts == {"train": 10, "val": 4, "test": 4}               # both leaks and the HTML file gone
+    assert not any("leak" in p for split in ("val", "test") for p in load_split(prepared, split).paths)
+    meta = load_meta(prepared)
+    assert meta["dropped_leaked"] == {"val": 1, "test": 1} and meta["counts"] == counts
+    metrics = json.loads((work / "metrics/data.json").read_text())
+    assert metrics["prepared"]["dropped_leaked"] == {"val": 1, "test": 1}
+    assert metrics["audit"]["verdicts"]["unusable"] == 1
+    assert metrics["prepared"]["recommended_size"] == metrics["audit"]["recommended_size"]
+    assert not list((work / "data").glob(".prepared*"))               # no temporary left behind
+
+
+def test_leaks_are_kept_when_drop_leaked_is_false(tmp_path, monkeypatch):
+    work = _run_stages(_corpus(tmp_path / "corpus"), tmp_path / "work", monkeypatch, drop_leaked=False)
+    prepared = work / "data/prepared"
+    assert len(load_split(prepared, "val")) == 5 and len(load_split(prepared, "test")) == 5
+    assert load_meta(prepared)["dropped_leaked"] == {"val": 0, "test": 0}
+
+
+@pytest.mark.fixture
+def test_real_cars_end_to_end(real_cars, tmp_path, monkeypatch):
+    work = _run_stages(real_cars, tmp_path / "work", monkeypatch, resize="crop")
+    summary = json.loads((work / "data/audit/summary.json").read_text())
+    assert summary["verdicts"]["ok"] == 74
+    assert summary["formats"]["WEBP"] > 0 and summary["formats"]["PNG"] > 0
+    assert summary["splits"]["test"]["origin"] == "derived" and summary["splits"]["val"]["origin"] == "original"
+    prepared = work / "data/prepared"
+    assert load_classes(prepared) == ["BMW", "Ferrari", "Lamborghini"]
+    sizes = {s: len(load_split(prepared, s)) for s in ("train", "val", "test")}
+    assert sizes["val"] == 15 and sizes["train"] + sizes["test"] == 59 and sizes["test"] >= 6
+    test = load_split(prepared, "test")
+    assert set(test.labels.tolist()) == {0, 1, 2}                     # stratified: every brand in test
