@@ -1,0 +1,134 @@
+"""`python -m carbrands predict`: top-k brands per file or folder, bad files reported
+without stopping the others, CSV output."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from carbrands.__main__ import main
+from carbrands.evaluation import predict_probabilities
+from carbrands.prepared import load_split, write_tiny
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ["Alpha", "Beta Motors", "Gamma-Works", "Delta"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """An (untrained) model, the prepared classes/meta it belongs to, and image files:
+    two PNG copies of test arrays (lossless, at the model's size) and a larger JPEG in a subfolder."""
+    root = tmp_path_factory.mktemp("predict")
+    prepared = write_tiny(root / "prepared", CLASSES, {"test": 1}, image_size=32)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255),
+                              keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(len(CLASSES), activation="softmax")])
+    model.save(root / "model.keras")
+    test = load_split(prepared, "test")
+    photos = root / "photos"
+    (photos / "sub").mkdir(parents=True)
+    Image.fromarray(np.asarray(test.images[0])).save(photos / "b.png")
+    Image.fromarray(np.asarray(test.images[1])).save(photos / "a.png")
+    Image.fromarray(np.asarray(test.images[2])).resize((120, 80)).save(photos / "sub/c.jpg")
+    (photos / "notes.txt").write_text("not a photo, and not looked at in a folder")
+    expected = predict_probabilities(model, test.images[:2])
+    return {"root": root, "model": root / "model.keras", "classes": prepared / "classes.json",
+            "photos": photos, "expected": expected}
+
+
+def _args(project, *extra):
+    return ["predict", *map(str, extra), "--model", str(project["model"]), "--classes", str(project["classes"])]
+
+
+def _parse(stdout: str) -> dict[str, list[tuple[str, float]]]:
+    """{path: [(brand, probability), ...]} from the printed report."""
+    out, current = {}, None
+    for line in stdout.splitlines():
+        if not line.startswith("  "):
+            current = line
+            out[current] = []
+        else:
+            rank, rest = line.strip().split(". ", 1)
+            brand, percent = rest.rsplit(None, 1)
+            assert int(rank) == len(out[current]) + 1
+            out[current].append((brand.strip(), float(percent.rstrip("%")) / 100))
+    return out
+
+
+def test_prints_top_k_brands_per_file(project, capsys):
+    files = [project["photos"] / "b.png", project["photos"] / "a.png"]
+    assert main(_args(project, *files, "--top-k", "3")) == 0
+    report = _parse(capsys.readouterr().out)
+    assert list(report) == [str(f) for f in files]                      # command-line order
+    for path, expected in zip(files, project["expected"]):
+        ranked = report[str(path)]
+        assert len(ranked) == 3 and {b for b, _ in ranked} <= set(CLASSES)
+        probs = [p for _, p in ranked]
+        assert probs == sorted(probs, reverse=True) and sum(probs) <= 1.0 + 1e-3
+        # the same brands and probabilities as the model gives the prepared array
+        best = np.argsort(-expected)[:3]
+        assert [b for b, _ in ranked] == [CLASSES[i] for i in best]
+        assert probs == pytest.approx(expected[best], abs=6e-4)        # printed to 0.1 %
+
+
+def test_a_folder_is_searched_recursively_in_sorted_order(project, capsys):
+    assert main(_args(project, project["photos"], "--top-k", "9")) == 0
+    report = _parse(capsys.readouterr().out)
+    photos = project["photos"]
+    assert list(report) == [str(photos / "a.png"), str(photos / "b.png"), str(photos / "sub/c.jpg")]
+    assert all(len(r) == len(CLASSES) for r in report.values())         # top-k capped at the class count
+
+
+def test_bad_files_are_reported_and_the_others_predicted(project, tmp_path, capsys):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("this is not a JPEG")
+    good = project["photos"] / "a.png"
+    code = main(_args(project, tmp_path / "empty.jpg", good, tmp_path / "text.jpg", tmp_path / "missing.jpg",
+                      "--csv", tmp_path / "out.csv"))
+    captured = capsys.readouterr()
+    assert code != 0
+    assert list(_parse(captured.out)) == [str(good)]
+    err = captured.err.splitlines()
+    assert any("empty.jpg" in line and "zero-byte" in line for line in err)
+    assert any("text.jpg" in line and "not an image" in line for line in err)
+    assert any("missing.jpg" in line and "no such file" in line for line in err)
+    rows = pd.read_csv(tmp_path / "out.csv")
+    assert list(rows.columns) == ["path", "rank", "brand", "probability"]
+    assert list(rows["path"]) == [str(good)] * 3 and list(rows["rank"]) == [1, 2, 3]
+
+
+def test_csv_holds_one_row_per_image_and_rank(project, tmp_path, capsys):
+    assert main(_args(project, project["photos"], "--top-k", "2", "--csv", tmp_path / "p.csv")) == 0
+    rows = pd.read_csv(tmp_path / "p.csv")
+    assert len(rows) == 3 * 2 and set(rows["brand"]) <= set(CLASSES)
+    assert (rows.groupby("path")["probability"].sum() <= 1 + 1e-6).all()
+    printed = _parse(capsys.readouterr().out)
+    for path, ranked in printed.items():
+        mine = rows[rows["path"] == path]
+        assert list(mine["brand"]) == [b for b, _ in ranked]
+
+
+def test_missing_model_or_classes_is_one_line_and_exit_2(project, tmp_path, capsys):
+    good = project["photos"] / "a.png"
+    assert main(["predict", str(good), "--model", str(tmp_path / "none.keras")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "none.keras is missing" in err
+    assert main(["predict", str(good), "--model", str(project["model"]), "--classes", str(tmp_path / "c.json")]) == 2
+    assert "c.json is missing" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_command_line_exit_status_without_traceback(project, tmp_path):
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    result = subprocess.run(
+        [sys.executable, "-m", "carbrands", *_args(project, tmp_path / "broken.jpg", project["photos"] / "a.png")],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "broken.jpg" in result.stderr and str(project["photos"] / "a.png") in result.stdout
