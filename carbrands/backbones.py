@@ -1,0 +1,54 @@
+"""The pretrained backbones the transfer model can use, from keras.applications:
+how to build each, how it wants its input, and where fine-tuning starts.
+
+Kept apart from the training code so that the `pretrained` stage (weights only)
+does not rerun when training changes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+
+from carbrands.errors import ParamError
+
+
+@dataclass(frozen=True)
+class Backbone:
+    constructor: Callable          # keras.applications constructor
+    preprocess_input: Callable     # the backbone's own preprocessing of 0..255 RGB
+    caffe: bool                    # preprocess_input is "caffe" mode (BGR, ImageNet mean subtracted);
+                                   # otherwise the backbone preprocesses inside itself
+    min_size: int                  # smallest square input it accepts
+    unfreeze_from: str             # first layer fine-tuned in phase 2; its input is the frozen part's output
+
+
+BACKBONES = {
+    "vgg16": Backbone(keras.applications.VGG16, keras.applications.vgg16.preprocess_input,
+                      True, 32, "block5_conv1"),
+    # the last stage (3 bottleneck blocks)
+    "resnet50": Backbone(keras.applications.ResNet50, keras.applications.resnet50.preprocess_input,
+                         True, 32, "conv5_block1_1_conv"),
+    # the last stage of MBConv blocks and the top convolution
+    "efficientnetv2b0": Backbone(keras.applications.EfficientNetV2B0,
+                                 keras.applications.efficientnet_v2.preprocess_input,
+                                 False, 32, "block6a_expand_conv"),
+    # the last two inverted-residual blocks and the top convolution
+    "mobilenetv3small": Backbone(keras.applications.MobileNetV3Small,
+                                 keras.applications.mobilenet_v3.preprocess_input,
+                                 False, 32, "expanded_conv_9_expand"),
+}
+
+
+def backbone_spec(name: str) -> Backbone:
+    if name not in BACKBONES:
+        raise ParamError("transfer.backbone", f"{name!r} is not one of {', '.join(BACKBONES)}")
+    return BACKBONES[name]
+
+
+def check_image_size(backbone: str, image_size: int) -> None:
+    minimum = backbone_spec(backbone).min_size
+    if image_size < minimum:
+        raise ParamError("data.image_size", f"{image_size} px is below the {minimum} px that the "
+                                            f"{backbone} backbone accepts")

@@ -1,0 +1,236 @@
+"""Transfer learning: a pretrained backbone without its top, a small dense head,
+two training phases (head only, then the backbone's last block too).
+
+The whole model is one flat Keras graph, raw 0..255 image in, class probabilities
+out, so evaluation and prediction treat it like the custom CNN and
+keras.models.load_model needs no custom objects. The two phases train sub-graphs
+of that same model (shared layers): where a phase does not augment, the frozen
+part's outputs are computed once and the phase trains on those cached features,
+which on a CPU is many times faster than pushing every image through the frozen
+convolutions every epoch.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import pandas as pd
+
+from carbrands.backbones import backbone_spec, check_image_size
+from carbrands.errors import ParamError, WeightsError
+
+
+# ImageNet channel means in BGR order, as keras.applications' "caffe" preprocessing subtracts them
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+HEAD_LAYERS = ("avg_pool", "head_dense", "head_dropout", "predictions")
+
+
+def caffe_preprocess_layer(name: str = "preprocess") -> keras.layers.Layer:
+    """keras.applications' "caffe" preprocessing (RGB->BGR, ImageNet mean subtracted) as a
+    fixed 1x1 convolution: a built-in layer, so the saved model loads anywhere without
+    custom objects (a Lambda would need unsafe deserialisation)."""
+    swap = np.zeros((1, 1, 3, 3), np.float32)
+    for rgb in range(3):
+        swap[0, 0, rgb, 2 - rgb] = 1.0
+    bias = -np.array(CAFFE_MEAN_BGR, np.float32)
+    return keras.layers.Conv2D(3, 1, name=name, trainable=False,
+                               kernel_initializer=keras.initializers.Constant(swap),
+                               bias_initializer=keras.initializers.Constant(bias))
+
+
+def build_model(backbone: str, image_size: int, n_classes: int, dense_units: int, dropout: float,
+                weights_from: keras.Model | None = None) -> keras.Model:
+    """The end-to-end model: float image 0..255 -> preprocessing -> backbone -> global
+    average pooling -> dense + dropout -> softmax. `weights_from` is a backbone without
+    top (e.g. from weights.load_backbone) whose weights are copied in."""
+    spec = backbone_spec(backbone)
+    check_image_size(backbone, image_size)
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = caffe_preprocess_layer()(inputs) if spec.caffe else inputs
+    base = spec.constructor(include_top=False, weights=None, input_tensor=x)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
+    x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, outputs, name=f"transfer_{backbone}")
+    if weights_from is not None:
+        copy_backbone_weights(weights_from, backbone_layers(model))
+    return model
+
+
+def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The backbone's layers inside a model from build_model, in order."""
+    return [l for l in model.layers if l.name not in HEAD_LAYERS and l.name != "preprocess"
+            and not isinstance(l, keras.layers.InputLayer)]
+
+
+def copy_backbone_weights(source: keras.Model, layers: list[keras.layers.Layer]) -> None:
+    # Matched by order, as Keras' own weights files are: auto-generated layer names
+    # (re_lu_13, ...) differ between two builds in one session.
+    src = [l for l in source.layers if l.weights]
+    dst = [l for l in layers if l.weights]
+    if len(src) != len(dst):
+        raise WeightsError(f"backbone has {len(src)} layers with weights, the model {len(dst)}")
+    for s, d in zip(src, dst):
+        values = s.get_weights()
+        if [v.shape for v in values] != [tuple(w.shape) for w in d.weights]:
+            raise WeightsError(f"backbone layer {s.name} does not fit {d.name}")
+        d.set_weights(values)
+
+
+@dataclass
+class Parts:
+    """Sub-graphs of the end-to-end model; they share its layers (and so its weights)."""
+    model: keras.Model
+    frozen: keras.Model      # image -> input of unfreeze_from (never trained)
+    tail: keras.Model        # frozen output -> probabilities (phase 2 trains this)
+    pooled: keras.Model      # image -> pooled backbone features
+    tail_pooled: keras.Model  # frozen output -> pooled features
+    head: keras.Model        # pooled features -> probabilities (phase 1 trains this)
+    tuned: list              # backbone layers phase 2 trains
+
+
+def split(model: keras.Model, backbone: str) -> Parts:
+    spec = backbone_spec(backbone)
+    cut = model.get_layer(spec.unfreeze_from).input
+    pooled = model.get_layer("avg_pool").output
+    tail = keras.Model(cut, model.output, name="tail")
+    heads = {l.name for l in model.layers if l.name in HEAD_LAYERS}
+    # BatchNormalization stays frozen (inference mode) when fine-tuning: its statistics
+    # from a few small batches would wreck what the backbone learnt.
+    tuned = [l for l in tail.layers if l.name not in heads and l.weights
+             and not isinstance(l, keras.layers.BatchNormalization)]
+    return Parts(
+        model=model,
+        frozen=keras.Model(model.input, cut, name="frozen"),
+        tail=tail,
+        pooled=keras.Model(model.input, pooled, name="pooled"),
+        tail_pooled=keras.Model(cut, pooled, name="tail_pooled"),
+        head=keras.Model(pooled, model.output, name="head"),
+        tuned=tuned,
+    )
+
+
+def set_phase(parts: Parts, phase: str) -> None:
+    """Make trainable what the phase trains: the head only, or also the tuned block."""
+    tuned = {id(l) for l in parts.tuned}
+    for layer in backbone_layers(parts.model):
+        layer.trainable = phase == "fine_tune" and id(layer) in tuned
+    for name in HEAD_LAYERS:
+        parts.model.get_layer(name).trainable = True
+
+
+# -- training -------------------------------------------------------------------
+
+PHASES = ("head", "fine_tune")
+
+
+@dataclass
+class TrainResult:
+    history: pd.DataFrame       # both phases, continuous epochs, a `phase` column
+    epochs_run: dict            # {phase: epochs}
+    feature_seconds: float      # computing the cached features
+    images_per_second: float    # training images per second of training steps, both phases
+
+
+def feature_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool, seed: int):
+    """Batches of cached backbone features, shuffled per epoch like the image datasets."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((features, np.asarray(labels, np.int32)))
+    if shuffle:
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds.num_examples = len(labels)
+    return ds
+
+
+def train_two_phases(parts: Parts, train, val, cfg: dict, aug_params: dict, seed: int) -> TrainResult:
+    """Phase 1 (head, backbone frozen), then phase 2 (the tuned block + head), each
+    with its own learning rate, epochs and early stopping from `cfg` (params'
+    `transfer` section). `train`/`val` are prepared Splits (uint8 images, labels).
+    A phase without augmentation trains on cached features of the frozen part;
+    one with augmentation trains the end-to-end model through the augmenter."""
+    from carbrands import training
+    from carbrands.augment import build_augmenter
+
+    if not cfg["head"]["epochs"] and not cfg["fine_tune"]["epochs"]:
+        raise ParamError("transfer.head.epochs", "0 here and in transfer.fine_tune.epochs: nothing to train")
+    bs = cfg["batch_size"]
+    cached = {phase: not cfg[phase]["augment"] and cfg[phase]["epochs"] > 0 for phase in PHASES}
+    start = time.perf_counter()
+    cut = pooled = None
+    images = {name: training.make_dataset(split.images, split.labels, bs, False, seed)
+              for name, split in (("train", train), ("val", val))}
+    if cached["fine_tune"]:
+        cut = {name: parts.frozen.predict(ds, verbose=0) for name, ds in images.items()}
+    if cached["head"]:
+        # from the cut features where we have them: only the last block is left to run
+        pooled = ({name: parts.tail_pooled.predict(f, batch_size=bs, verbose=0) for name, f in cut.items()}
+                  if cut is not None else {name: parts.pooled.predict(ds, verbose=0) for name, ds in images.items()})
+    feature_seconds = time.perf_counter() - start
+
+    def model_and_data(phase):
+        if cached[phase]:
+            feats = pooled if phase == "head" else cut
+            return (parts.head if phase == "head" else parts.tail,
+                    feature_dataset(feats["train"], train.labels, bs, True, seed),
+                    feature_dataset(feats["val"], val.labels, bs, False, seed))
+        return (parts.model,
+                training.make_dataset(train.images, train.labels, bs, True, seed,
+                                      augmenter=build_augmenter(aug_params, seed)),
+                images["val"])
+
+    histories, epochs_run, step_seconds = [], {phase: 0 for phase in PHASES}, 0.0
+    for phase in PHASES:
+        pc = cfg[phase]
+        if pc["epochs"] == 0:
+            continue
+        set_phase(parts, phase)
+        model, train_ds, val_ds = model_and_data(phase)
+        training.compile_model(model, training.make_optimizer("adam", pc["learning_rate"]))
+        history = training.fit(model, train_ds, val_ds, epochs=pc["epochs"], patience=pc["patience"],
+                               initial_epoch=sum(epochs_run.values()), extra_columns={"phase": phase})
+        histories.append(history)
+        epochs_run[phase] = len(history)
+        step_seconds += len(train) * len(history) / history.attrs["images_per_second"]
+    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
+    # the end-to-end model was trained through its parts: compile it so that it can be
+    # evaluated, and is saved ready to use
+    training.compile_model(parts.model, training.make_optimizer("adam", cfg["fine_tune"]["learning_rate"]))
+    # built now, so the saved optimizer matches the model's variables when loaded
+    parts.model.optimizer.build(parts.model.trainable_variables)
+    total = sum(epochs_run.values())
+    return TrainResult(history, epochs_run, feature_seconds,
+                       len(train) * total / step_seconds if step_seconds else float("nan"))
+
+
+def weights_label(pretrained: bool, route: str) -> str:
+    """How the backbone started, for titles and reports."""
+    return f"ImageNet weights via {route}" if pretrained else "not pretrained: random initial weights"
+
+
+def plot_history(history, path, title: str) -> None:
+    """Accuracy and loss per epoch over both phases, the start of fine-tuning marked."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from carbrands.plots import save_figure
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric, label in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
+        ax.plot(history["epoch"], history[metric], marker=".", label="train")
+        ax.plot(history["epoch"], history[f"val_{metric}"], marker=".", label="validation")
+        fine = history[history["phase"] == "fine_tune"]
+        if len(fine) and len(fine) < len(history):
+            ax.axvline(fine["epoch"].iloc[0] - 0.5, color="grey", linestyle="--", label="fine-tuning starts")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -1,0 +1,110 @@
+"""Transfer learning: every backbone builds and splits into frozen part + trained tail,
+the in-model preprocessing is the backbone's own, and a tiny two-phase run through
+the `pretrained` and `transfer` stages writes what the rest of the pipeline reads."""
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from carbrands import backbones, transfer
+from carbrands.errors import ParamError
+
+ROOT = Path(__file__).resolve().parents[1]
+SLOW_TO_BUILD = {"resnet50", "efficientnetv2b0"}
+
+
+@pytest.mark.parametrize("backbone", [
+    pytest.param(name, marks=[pytest.mark.slow] if name in SLOW_TO_BUILD else [])
+    for name in backbones.BACKBONES])
+def test_each_backbone_builds_and_its_parts_compose_to_the_whole(backbone):
+    keras.utils.set_random_seed(0)
+    model = transfer.build_model(backbone, 32, 3, dense_units=8, dropout=0.5)
+    parts = transfer.split(model, backbone)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    whole = model.predict(x, verbose=0)
+    assert whole.shape == (2, 3) and np.allclose(whole.sum(axis=1), 1, atol=1e-5)
+    # what the cached-feature phases train is exactly the end-to-end model
+    np.testing.assert_allclose(parts.tail.predict(parts.frozen.predict(x, verbose=0), verbose=0), whole,
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(parts.head.predict(parts.pooled.predict(x, verbose=0), verbose=0), whole,
+                               rtol=1e-4, atol=1e-6)
+    assert parts.tuned and model.get_layer(backbones.BACKBONES[backbone].unfreeze_from) in parts.tuned
+
+
+def test_phases_make_trainable_only_what_they_train():
+    model = transfer.build_model("vgg16", 32, 3, dense_units=8, dropout=0.5)
+    parts = transfer.split(model, "vgg16")
+    transfer.set_phase(parts, "head")
+    assert {l.name for l in model.layers if l.trainable and l.weights} == {"head_dense", "predictions"}
+    transfer.set_phase(parts, "fine_tune")
+    assert {l.name for l in model.layers if l.trainable and l.weights} == {
+        "block5_conv1", "block5_conv2", "block5_conv3", "head_dense", "predictions"}
+
+
+def test_image_size_below_the_backbone_minimum_names_the_key():
+    with pytest.raises(ParamError, match=r"data\.image_size.*16 px is below the 32 px.*vgg16"):
+        backbones.check_image_size("vgg16", 16)
+    with pytest.raises(ParamError, match=r"data\.image_size"):
+        transfer.build_model("mobilenetv3small", 24, 3, dense_units=8, dropout=0.5)
+
+
+def test_in_model_preprocessing_is_the_backbones_own():
+    model = transfer.build_model("vgg16", 32, 3, dense_units=8, dropout=0.5)
+    pre = keras.Model(model.input, model.get_layer("preprocess").output)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(pre.predict(x, verbose=0),
+                               keras.applications.vgg16.preprocess_input(x.copy()), atol=1e-4)
+
+
+@pytest.fixture
+def tiny_project(tmp_path, tiny_prepared, monkeypatch):
+    """A working directory with tiny params (random weights, 1 epoch per phase) and
+    the tiny prepared data, as `dvc repro` would see it."""
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["transfer"].update(weights="none", dense_units=16, batch_size=16)
+    for phase in ("head", "fine_tune"):
+        p["transfer"][phase].update(epochs=1)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    monkeypatch.chdir(tmp_path)
+    import stages.transfer
+    monkeypatch.setattr(stages.transfer, "PREPARED", tiny_prepared)
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_two_phase_run_writes_history_metrics_and_a_model_for_raw_images(tiny_project, tiny_prepared):
+    import stages.pretrained
+    import stages.transfer
+    from carbrands.prepared import load_split
+
+    stages.pretrained.main()
+    record = json.loads(Path("metrics/pretrained.json").read_text())
+    assert record["route"] == "none" and record["pretrained"] is False
+    stages.transfer.main()
+
+    history = pd.read_csv("plots/train/transfer.csv")
+    assert list(history.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy",
+                                     "learning_rate", "phase"]
+    assert history["phase"].tolist() == ["head", "fine_tune"]
+    assert history["epoch"].tolist() == [1, 2]
+    assert history["learning_rate"].tolist() == pytest.approx([3e-4, 1e-5])
+    metrics = json.loads(Path("metrics/train/transfer.json").read_text())
+    assert metrics["pretrained"] is False and metrics["weights_route"] == "none"
+    assert "not pretrained" in metrics["weights"]
+    assert metrics["epochs_run"] == 2 and metrics["epochs_run_per_phase"] == {"head": 1, "fine_tune": 1}
+    assert metrics["best_val_accuracy"] == pytest.approx(history["val_accuracy"].max())
+    assert Path("plots/train/transfer.png").stat().st_size > 0
+
+    model = keras.models.load_model("models/transfer.keras")  # no custom objects needed
+    val = load_split(tiny_prepared, "val")
+    raw = np.asarray(val.images[:6], np.float32)  # 0..255, as evaluation feeds the CNN
+    probs = model.predict(raw, verbose=0)
+    assert probs.shape == (6, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    # the saved model is the one that was scored
+    accuracy = float((model.predict(np.asarray(val.images, np.float32), verbose=0).argmax(1)
+                      == val.labels).mean())
+    assert accuracy == pytest.approx(metrics["final_val_accuracy"], abs=1e-6)
