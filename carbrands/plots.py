@@ -39,3 +39,20 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], path: str | 
     fig.suptitle(title)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def plot_history(history, path: str | Path, title: str) -> None:
+    """Accuracy and loss per epoch, train and validation together, in two panels
+    (a `history` table as training.fit returns it)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric, label in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
+        ax.plot(history["epoch"], history[metric], marker=".", label="train")
+        ax.plot(history["epoch"], history[f"val_{metric}"], marker=".", label="validation")
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label} per epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)

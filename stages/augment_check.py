@@ -1,0 +1,40 @@
+"""Stage `augment_check`: a grid of training images next to their augmented
+versions, drawn through build_augmenter, the very function training calls.
+
+Output: plots/augment/grid.png.
+"""
+from pathlib import Path
+
+import numpy as np
+
+from carbrands import params, plots, prepared, seeding, stage
+from carbrands.augment import build_augmenter, transform_names
+
+PREPARED = Path("data/prepared")
+GRID = Path("plots/augment/grid.png")
+IMAGES = 8
+
+
+def main() -> None:
+    p = params.load()
+    seeding.set_global_seed(p["seed"])
+    classes = prepared.load_classes(PREPARED)
+    train = prepared.load_split(PREPARED, "train")
+    rows = np.sort(np.random.default_rng(p["seed"]).choice(len(train), min(IMAGES, len(train)), replace=False))
+    originals = np.asarray(train.images[rows])
+
+    augmenter = build_augmenter(p["augment"], p["seed"])
+    augmented = np.asarray(augmenter(originals.astype(np.float32), training=True))
+
+    images, titles = [], []
+    for original, changed, label in zip(originals, augmented, train.labels[rows]):
+        images += [original, changed.round().astype(np.uint8)]
+        titles += [f"{classes[label]}\noriginal", f"{classes[label]}\naugmented"]
+    names = transform_names(augmenter)
+    plots.image_grid(images, titles, GRID, cols=4,
+                     title="Training augmentation: " + (", ".join(names) if names else "none (all off)"))
+    print(f"augment_check: {len(rows)} images through {', '.join(names) or 'no transforms'} -> {GRID}")
+
+
+if __name__ == "__main__":
+    stage.run(main)

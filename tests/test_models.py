@@ -1,0 +1,81 @@
+"""The custom CNN built from params' `train` section."""
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from carbrands import params
+from carbrands.errors import ParamError
+from carbrands.models import build_cnn
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {"filters": [8, 16], "convs_per_block": 1, "dropout": [0.1, 0.2], "pooling": "global",
+        "dense_units": 0, "head_dropout": 0.0}
+
+
+def _layer_types(model):
+    return [type(layer).__name__ for layer in model.layers]
+
+
+@pytest.mark.parametrize("pooling", ["global", "flatten"])
+def test_output_is_a_float32_distribution_over_classes(pooling):
+    model = build_cnn(5, 32, {**TINY, "pooling": pooling, "dense_units": 12, "head_dropout": 0.2})
+    assert model.input_shape == (None, 32, 32, 3)
+    assert model.output_shape == (None, 5)
+    x = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3)).astype(np.float32)
+    p = np.asarray(model(x, training=False))
+    assert p.dtype == np.float32
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    assert (p >= 0).all()
+
+
+def test_input_is_rescaled_first():
+    model = build_cnn(3, 32, TINY)
+    assert _layer_types(model)[:2] == ["InputLayer", "Rescaling"]
+    assert model.get_layer("rescale").scale == pytest.approx(1 / 255)
+
+
+def test_blocks_follow_filters_and_convs_per_block():
+    model = build_cnn(3, 32, {**TINY, "filters": [4, 8, 16], "dropout": [0.1, 0.0, 0.3], "convs_per_block": 2})
+    convs = [l for l in model.layers if type(l).__name__ == "Conv2D"]
+    assert [c.filters for c in convs] == [4, 4, 8, 8, 16, 16]
+    assert _layer_types(model).count("BatchNormalization") == 6
+    assert _layer_types(model).count("MaxPooling2D") == 3
+    # a rate of 0 adds no dropout layer
+    assert [l.name for l in model.layers if type(l).__name__ == "Dropout"] == ["block1_dropout", "block3_dropout"]
+    assert "dense" not in [l.name for l in model.layers]   # dense_units 0: straight to the softmax
+
+
+def test_notebook_layout_is_expressible_in_params():
+    """Three blocks of conv-BN-conv-pool-dropout (32/64/128), flatten, dense 128."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["train"].update(filters=[32, 64, 128], convs_per_block=2, dropout=[0.25, 0.25, 0.25],
+                        pooling="flatten", dense_units=128, head_dropout=0.5)
+    cfg = params.validate(raw)["train"]
+    model = build_cnn(33, 64, cfg)
+    types = _layer_types(model)
+    assert types.count("Conv2D") == 6 and types.count("MaxPooling2D") == 3
+    assert "Flatten" in types and "GlobalAveragePooling2D" not in types
+    assert model.get_layer("dense").units == 128
+    assert model.get_layer("flatten").output.shape[-1] == 8 * 8 * 128
+    assert model.output_shape == (None, 33)
+
+
+def test_dropout_and_filters_of_different_lengths_are_rejected():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = copy.deepcopy(raw)
+    raw["train"]["filters"] = [8, 16, 32]
+    raw["train"]["dropout"] = [0.1, 0.2]
+    with pytest.raises(ParamError, match="train.dropout"):
+        params.validate(raw)
+    with pytest.raises(ValueError):
+        build_cnn(3, 32, {**TINY, "filters": [8, 16, 32]})
+
+
+def test_default_params_build():
+    p = params.load(ROOT / "params.yaml")
+    model = build_cnn(10, p["data"]["image_size"], p["train"])
+    assert model.output_shape == (None, 10)

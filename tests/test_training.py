@@ -1,0 +1,135 @@
+"""The shared training library on a tiny prepared dataset (32x32, a tiny CNN)."""
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from carbrands import prepared, seeding, training
+from carbrands.augment import build_augmenter
+from carbrands.models import build_cnn
+
+TINY_CNN = {"filters": [8, 16], "convs_per_block": 1, "dropout": [0.0, 0.1], "pooling": "global",
+            "dense_units": 16, "head_dropout": 0.0}
+AUGMENT = {"rotation": 0.03, "shift": 0.1, "zoom": 0.1, "shear": 0.1, "flip_horizontal": True,
+           "flip_vertical": False, "brightness": 0.2, "contrast": 0.2}
+
+
+def _train(prepared_dir, epochs=2, seed=3, patience=None, reduce_lr_patience=None, strategy="default",
+           extra_columns=None):
+    seeding.set_global_seed(seed)
+    train, val = prepared.load_split(prepared_dir, "train"), prepared.load_split(prepared_dir, "val")
+    strat = training.strategy_from_params(strategy)
+    bs = training.global_batch_size(16, strat)
+    train_ds = training.make_dataset(train.images, train.labels, bs, True, seed, build_augmenter(AUGMENT, seed))
+    val_ds = training.make_dataset(val.images, val.labels, bs, False, seed)
+    with strat.scope():
+        model = build_cnn(3, 32, TINY_CNN)
+        training.compile_model(model, training.make_optimizer("adam", 0.01))
+    history = training.fit(model, train_ds, val_ds, epochs, patience=patience,
+                           reduce_lr_patience=reduce_lr_patience, extra_columns=extra_columns)
+    return model, history
+
+
+def test_fit_writes_a_sensible_history(tiny_prepared, capsys):
+    model, history = _train(tiny_prepared, epochs=2, patience=5, reduce_lr_patience=3,
+                            extra_columns={"phase": "head"})
+    assert list(history.columns) == training.HISTORY_COLUMNS + ["phase"]
+    assert history["epoch"].tolist() == [1, 2]
+    assert (history["phase"] == "head").all()
+    assert history["learning_rate"].tolist() == pytest.approx([0.01, 0.01])
+    for col in ("loss", "val_loss"):
+        assert np.isfinite(history[col]).all() and (history[col] > 0).all()
+    for col in ("accuracy", "val_accuracy"):
+        assert history[col].between(0, 1).all()
+    assert history.attrs["seconds"] > 0 and history.attrs["images_per_second"] > 0
+    assert len(history.attrs["epoch_seconds"]) == 2
+    # one plain line per epoch, no progress bar
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("epoch ")]
+    assert [l.split()[1] for l in lines] == ["1/2", "2/2"]
+    assert all("val_accuracy" in l and "lr" in l for l in lines)
+
+    metrics = training.history_metrics(history, model)
+    assert metrics["epochs_run"] == 2
+    assert metrics["best_val_accuracy"] == pytest.approx(history["val_accuracy"].max())
+    assert metrics["params"] == model.count_params() > 0
+    assert metrics["train_seconds"] == pytest.approx(history.attrs["seconds"], abs=0.01)
+
+
+@pytest.mark.slow  # two trainings, ~12 s
+def test_same_seed_gives_the_same_history(tiny_prepared):
+    _, a = _train(tiny_prepared, epochs=2, seed=5)
+    _, b = _train(tiny_prepared, epochs=2, seed=5)
+    np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+
+
+def test_without_patience_runs_exactly_epochs_and_continues_numbering(tiny_prepared):
+    seeding.set_global_seed(0)
+    train, val = prepared.load_split(tiny_prepared, "train"), prepared.load_split(tiny_prepared, "val")
+    model = build_cnn(3, 32, TINY_CNN)
+    # a rate this small cannot improve val_loss much: early stopping with patience 1 would stop
+    training.compile_model(model, training.make_optimizer("sgd", 1e-7))
+    history = training.fit(model, training.make_dataset(train.images, train.labels, 32, True, 0),
+                           training.make_dataset(val.images, val.labels, 32, False, 0), epochs=3,
+                           initial_epoch=2)
+    assert history["epoch"].tolist() == [3, 4, 5]
+
+
+def test_strategy_default_on_cpu():
+    strategy = training.strategy_from_params("default")
+    assert strategy.num_replicas_in_sync == 1
+    assert training.global_batch_size(32, strategy) == 32
+    with pytest.raises(ValueError):
+        training.strategy_from_params("parameter_server")
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "nadam", "rmsprop", "sgd"])
+def test_make_optimizer(name):
+    opt = training.make_optimizer(name, 0.005, momentum=0.8)
+    assert float(opt.learning_rate) == pytest.approx(0.005)
+    if name == "sgd":
+        assert opt.momentum == pytest.approx(0.8)
+    with pytest.raises(ValueError):
+        training.make_optimizer("adagrad", 0.1)
+
+
+def test_make_dataset_batches_float_images_and_int_labels(tiny_prepared):
+    train = prepared.load_split(tiny_prepared, "train")
+    ds = training.make_dataset(train.images, train.labels, 10, False, 0)
+    batches = list(ds)
+    assert [len(y) for _, y in batches] == [10] * 7 + [2]
+    x, y = batches[0]
+    assert x.dtype == tf.float32 and y.dtype == tf.int32
+    np.testing.assert_array_equal(x.numpy(), np.asarray(train.images[:10], dtype=np.float32))
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_shuffle_is_seeded_and_changes_each_epoch(tiny_prepared, monkeypatch, streamed):
+    if streamed:  # the memmap-streaming path used for splits too large for memory
+        monkeypatch.setattr(training, "IN_MEMORY_BYTES", 0)
+    train = prepared.load_split(tiny_prepared, "train")
+
+    def order(ds):
+        return np.concatenate([y.numpy() for _, y in ds])
+
+    ds = training.make_dataset(train.images, train.labels, 16, True, 1)
+    first, second = order(ds), order(ds)
+    assert sorted(first) == sorted(train.labels.tolist())
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(order(training.make_dataset(train.images, train.labels, 16, True, 1)), first)
+    # images still travel with their labels
+    x, y = next(iter(ds))
+    rows = [np.flatnonzero((train.images == img.astype(np.uint8)).all(axis=(1, 2, 3)))[0] for img in x.numpy()]
+    np.testing.assert_array_equal(train.labels[rows], y.numpy())
+
+
+def test_mixed_precision_stays_float32_without_gpu(capsys):
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU is present")
+    try:
+        assert training.set_mixed_precision(True) == "float32"
+        assert "no GPU" in capsys.readouterr().out
+        assert training.set_mixed_precision(False) == "float32"
+    finally:
+        import keras
+        keras.mixed_precision.set_global_policy("float32")
