@@ -1,0 +1,62 @@
+"""dvc.yaml stays honest: every stage lists as deps its own module and every
+carbrands/ module it imports, directly or through another module, and nothing
+else from the code, so a code change reruns exactly the stages it can affect."""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from carbrands import params as params_module
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _stages():
+    raw = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in raw.items():
+        yield name, stage.get("do", stage)
+
+
+def _project_imports(module_path: Path) -> set[str]:
+    """Paths (relative to ROOT) of carbrands modules imported by a file, transitively."""
+    seen: set[str] = set()
+    todo = [module_path]
+    while todo:
+        tree = ast.parse(todo.pop().read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                rel = name.replace(".", "/") + ".py"
+                if name.startswith("carbrands") and (ROOT / rel).exists() and rel not in seen:
+                    seen.add(rel)
+                    todo.append(ROOT / rel)
+    return seen - {"carbrands/__init__.py"}
+
+
+@pytest.mark.parametrize("name,stage", list(_stages()), ids=[n for n, _ in _stages()])
+def test_stage_deps_list_exactly_the_code_it_runs(name, stage):
+    module = re.search(r"python -m (stages\.\w+)", stage["cmd"]).group(1)
+    own = module.replace(".", "/") + ".py"
+    assert (ROOT / own).exists(), f"{name}: {own} does not exist"
+    code_deps = {d for d in stage["deps"] if isinstance(d, str) and d.endswith(".py")}
+    expected = {own} | _project_imports(ROOT / own)
+    assert code_deps == expected, (
+        f"{name}: missing {sorted(expected - code_deps)}, not imported {sorted(code_deps - expected)}")
+
+
+def test_stage_params_exist_in_params_yaml():
+    p = params_module.load(ROOT / "params.yaml")
+    for name, stage in _stages():
+        for key in stage.get("params", []):
+            if "${" in key:  # foreach keys, e.g. optimizers.runs.${key}
+                key = key.split(".${")[0]
+            node = p
+            for part in key.split("."):
+                assert part in node, f"{name}: params key {key!r} is not in params.yaml"
+                node = node[part]
