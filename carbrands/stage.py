@@ -1,14 +1,10 @@
 """The thin wrapper every stage module runs under: user errors become one line and exit 1."""
 from __future__ import annotations
 
-import os
 import sys
 from typing import Callable
 
 from carbrands.errors import UserError
-
-# TensorFlow's C++ start-up chatter hides the stage's own output in logs.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def run(main: Callable[[], None]) -> None:

@@ -54,7 +54,7 @@ BRAND_NAMES = (
 # Probability that a cue shows the brand's preferred value (else another value).
 # Calibrated: at 0.7 the reference CNN (64x64, 30 epochs) stayed near 57 % test
 # accuracy, because emblem, grille and light shapes are only a few pixels at 64x64.
-CUE_FIDELITY = 0.8
+CUE_FIDELITY = 0.85
 
 BODIES = ("sedan", "hatchback", "suv", "coupe", "pickup", "wagon", "van")
 GRILLES = ("horizontal", "vertical", "mesh", "dots", "kidney", "single_bar")
