@@ -1,0 +1,241 @@
+"""Helpers shared by the benchmarks: temporary projects, measured subprocesses,
+result tables and JSON.
+
+A benchmark step runs as its own process (`python -m stages.<name>` in a
+temporary project directory), so its wall time and memory are its own and no
+state leaks between steps.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from carbrands import io  # noqa: E402  (needs ROOT on sys.path when run as a script)
+
+# where the JSON results go; the tests point it at a temporary directory
+OUT_DIR = Path(os.environ.get("CARBRANDS_BENCH_OUT", ROOT / "bench" / "out"))
+MB = 1024**2
+
+
+# -- params and projects ------------------------------------------------------------
+
+def merge(base: dict, override: dict) -> dict:
+    """Deep-merge override into base (in place) and return base."""
+    for k, v in override.items():
+        base[k] = merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return base
+
+
+def project_params(overrides: dict) -> dict:
+    """The project's params.yaml with overrides merged in."""
+    return merge(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
+
+
+def write_params(project: Path, params: dict) -> None:
+    io.write_text(project / "params.yaml", yaml.safe_dump(params, sort_keys=False))
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy the files git tracks or would track (untracked but not ignored) to dest,
+    as a fresh clone would hold them: no data, no models, no DVC cache."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, files):
+        if (ROOT / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    return dest
+
+
+def env() -> dict:
+    """The environment for project commands: this interpreter's bin first on PATH (dvc's
+    stage commands call `python`), the project importable from any directory."""
+    return dict(os.environ,
+                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def run(args: list[str], cwd: Path) -> str:
+    """Run a command; return its stdout, or stop with its output when it fails."""
+    proc = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(map(str, args))} failed (exit {proc.returncode}):\n"
+                         f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+# -- measured steps --------------------------------------------------------------------
+
+@dataclass
+class Step:
+    name: str
+    seconds: float
+    max_rss_mb: float       # the largest single process of the step (exact, from the kernel)
+    tree_pss_mb: float      # the whole process tree at its peak (sampled every 0.1 s)
+    tree_anon_mb: float     # the same without file-backed pages (memory-mapped arrays, code)
+    images: int = 0
+
+    @property
+    def images_per_second(self) -> float | None:
+        return round(self.images / self.seconds, 1) if self.images and self.seconds else None
+
+    def row(self) -> dict:
+        return {**asdict(self), "images_per_second": self.images_per_second}
+
+
+def run_measured(name: str, args: list[str], cwd: Path, images: int = 0) -> Step:
+    """Run a command as a child process; measure its wall time and peak memory.
+
+    Memory, since a step may fan out to worker processes: max_rss_mb is the
+    largest resident set of any one process of the tree (ru_maxrss as wait4
+    reports it); tree_pss_mb the sampled peak of the sum of proportional set
+    sizes over the whole tree (shared pages counted once); tree_anon_mb the same
+    for anonymous memory only: pages of a memory-mapped file being written count
+    in tree_pss_mb, but the kernel can drop them once written back."""
+    log = cwd / f".bench-{re.sub(r'[^A-Za-z0-9@.]+', '-', name)}.log"
+    with open(log, "w") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=cwd, env=env(), stdout=out, stderr=subprocess.STDOUT)
+        sampler = _TreeSampler(proc.pid)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        sampler.stop()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{name}: {' '.join(map(str, args))} failed (exit {proc.returncode}):\n"
+                         f"{log.read_text()[-4000:]}")
+    step = Step(name, round(seconds, 2), round(usage.ru_maxrss / 1024, 1), round(sampler.peak / MB, 1),
+                round(sampler.peak_anon / MB, 1), images)
+    print(f"  {name}: {step.seconds:.1f} s, peak {step.tree_pss_mb:.0f} MB "
+          f"({step.tree_anon_mb:.0f} MB anonymous)", flush=True)
+    return step
+
+
+class _TreeSampler(threading.Thread):
+    """Peaks of the summed PSS (all, anonymous) of a process and its descendants (Linux /proc)."""
+
+    def __init__(self, pid: int, interval: float = 0.1):
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.peak, self.peak_anon = pid, interval, 0, 0
+        self._done = threading.Event()
+
+    def run(self):
+        while not self._done.is_set():
+            pss, anon = tree_pss_bytes(self.pid)
+            self.peak, self.peak_anon = max(self.peak, pss), max(self.peak_anon, anon)
+            self._done.wait(self.interval)
+
+    def stop(self):
+        self._done.set()
+        self.join()
+
+
+def tree_pss_bytes(pid: int) -> tuple[int, int]:
+    """(PSS, anonymous PSS) summed over a process and all its descendants."""
+    children = defaultdict(list)
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue
+            children[int(stat.rsplit(")", 1)[1].split()[1])].append(int(entry.name))
+    total = anon = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        todo.extend(children.get(p, []))
+        fields = _smaps_rollup(p)
+        total += fields.get("Pss", 0)
+        anon += fields.get("Pss_Anon", 0)
+    return total, anon
+
+
+def _smaps_rollup(pid: int) -> dict[str, int]:
+    """The kB fields of /proc/<pid>/smaps_rollup, in bytes; {} once the process has ended."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+    except OSError:
+        return {}
+    return {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in lines)}
+
+
+# -- a prepared synthetic dataset -------------------------------------------------------
+
+def synth_command(brands: int, per_brand: dict, seed: int, planted: int, jpeg_quality: int) -> list[str]:
+    """The `synthesize` stage's one call, with any number of brands: params.py caps
+    synth.brands at the 16 named brands, the library does not."""
+    code = ("from carbrands import synth\n"
+            f"s = synth.generate_dataset('data/synthetic', {brands}, {per_brand!r}, {seed}, "
+            f"{planted}, {planted}, {jpeg_quality})\n"
+            "print(s['seconds'], 's on', s['workers'], 'processes')\n")
+    return [sys.executable, "-c", code]
+
+
+def build_prepared(project: Path, brands: int, per_brand: dict, image_size: int, planted: int = 0) -> list[Step]:
+    """Generate a synthetic dataset in project/data/synthetic, audit it and prepare it
+    at image_size, each step a measured process; returns the steps."""
+    project.mkdir(parents=True, exist_ok=True)
+    p = project_params({"data": {"dir": "data/synthetic", "image_size": image_size}})
+    write_params(project, p)
+    n = brands * sum(per_brand.values())
+    return [
+        run_measured("synthesize", synth_command(brands, per_brand, p["seed"], planted, p["synth"]["jpeg_quality"]), project, n),
+        run_measured("stats", [sys.executable, "-m", "stages.stats"], project, n),
+        run_measured(f"prepare@{image_size}", [sys.executable, "-m", "stages.prepare"], project, n),
+    ]
+
+
+def prepare_again(project: Path, image_size: int, n_images: int) -> Step:
+    """Re-run `prepare` at another size on the same audited data."""
+    p = yaml.safe_load((project / "params.yaml").read_text())
+    p["data"]["image_size"] = image_size
+    write_params(project, p)
+    return run_measured(f"prepare@{image_size}", [sys.executable, "-m", "stages.prepare"], project, n_images)
+
+
+# -- output ------------------------------------------------------------------------------
+
+def print_table(title: str, rows: list[dict], columns: list[str] | None = None) -> None:
+    columns = columns or (list(rows[0]) if rows else [])
+    cells = [[_fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print(f"\n{title}")
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
+    if isinstance(v, (list, tuple, set)):
+        return ", ".join(map(str, v)) or "-"
+    return str(v)
+
+
+def save_json(name: str, data: dict, tiny: bool) -> Path:
+    """bench/out/<name>.json, or <name>-tiny.json: a --tiny run (the tests) keeps the real figures."""
+    path = OUT_DIR / f"{name}{'-tiny' if tiny else ''}.json"
+    io.write_json(path, data)
+    print(f"\nwritten: {path}")
+    return path

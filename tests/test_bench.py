@@ -1,0 +1,61 @@
+"""Each benchmark runs once at --tiny sizes, so the scripts don't rot. Only that
+they run and report sane figures is checked, never how fast anything is."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(name: str, out_dir: Path, *args: str) -> tuple[str, dict]:
+    env = dict(os.environ, CARBRANDS_BENCH_OUT=str(out_dir), TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, f"bench/{name}.py", "--tiny", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, f"bench/{name}.py failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout, json.loads((out_dir / f"{name}-tiny.json").read_text())
+
+
+def test_input_pipeline(tmp_path):
+    stdout, result = _bench("input_pipeline", tmp_path)
+    approaches = [r["approach"] for r in result["rows"]]
+    assert any("as the train stage" in a for a in approaches)
+    assert all(r["images"] > 0 and r["images_per_second"] > 0 for r in result["rows"])
+    if importlib.util.find_spec("tf_keras") is None:
+        assert "notebook comparison skipped" in stdout and result["ratio"] is None
+    else:
+        assert any("ImageDataGenerator" in a for a in approaches)
+        assert result["ratio"] > 0 and "ratio" in stdout
+
+
+@pytest.mark.slow
+def test_scale(tmp_path):
+    stdout, result = _bench("scale", tmp_path)
+    steps = {s["name"]: s for s in result["steps"]}
+    assert set(steps) == {"synthesize", "stats", "prepare@32", "train probe@32"}
+    assert steps["prepare@32"]["images"] == 3 * (8 + 2 + 2)
+    for s in steps.values():
+        assert s["seconds"] > 0 and s["max_rss_mb"] > 0 and s["tree_pss_mb"] > 0, s
+    (probe,) = result["training"]
+    assert probe["size"] == 32 and probe["train_images"] == 24 and probe["steps_per_epoch"] == 1
+    assert probe["epoch_seconds_estimate"] > 0 and 0 <= probe["input_stall_percent"] <= 100
+    assert "target prepare@32" in stdout and "input stall" in stdout
+
+
+@pytest.mark.slow
+def test_pipeline(tmp_path):
+    stdout, result = _bench("pipeline", tmp_path)
+    assert result["repro"]["seconds"] > result["noop_repro"]["seconds"] > 0
+    changes = {r["param"]: r for r in result["params_changes"]}
+    assert set(changes) == {"seed", "synth.jpeg_quality", "data.image_size", "augment.zoom",
+                            "train.dense_units", "transfer.dense_units", "evaluate.bootstrap",
+                            "optimizers.epochs"}
+    # DVC reruns exactly the stages that read each key (a wrong params list in dvc.yaml fails here)
+    mismatched = {k: (r["dvc status reports"], r["expected"]) for k, r in changes.items() if not r["match"]}
+    assert not mismatched
+    assert "prepare" in changes["data.image_size"]["dvc status reports"]
+    assert "train" in changes["data.image_size"]["may rerun after them"]
