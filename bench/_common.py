@@ -33,6 +33,20 @@ MB = 1024**2
 
 # -- params and projects ------------------------------------------------------------
 
+# Tiny params under which every stage runs in a minute or two (the end-to-end test
+# and `pipeline.py --tiny` use them).
+TINY_PARAMS = {
+    "synth": {"brands": 3, "per_brand": {"train": 14, "val": 5, "test": 5},
+              "planted_exact": 1, "planted_near": 1},
+    "data": {"image_size": 32},
+    "train": {"filters": [8, 16], "dropout": [0.1, 0.1], "dense_units": 16, "epochs": 2,
+              "batch_size": 16},
+    "transfer": {"weights": "none", "dense_units": 16, "batch_size": 16,
+                 "head": {"epochs": 1}, "fine_tune": {"epochs": 1}},
+    "evaluate": {"bootstrap": 50, "grid_images": 4, "gradcam_images": 2},
+    "optimizers": {"epochs": 1},
+}
+
 def merge(base: dict, override: dict) -> dict:
     """Deep-merge override into base (in place) and return base."""
     for k, v in override.items():

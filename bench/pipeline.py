@@ -31,18 +31,6 @@ from bench import _common as common  # noqa: E402
 
 REPRO_TARGET_S = 600
 NOOP_TARGET_S = 3
-# the same tiny params as tests/test_pipeline_e2e.py: every stage runs, in a minute or two
-TINY = {
-    "synth": {"brands": 3, "per_brand": {"train": 14, "val": 5, "test": 5},
-              "planted_exact": 1, "planted_near": 1},
-    "data": {"image_size": 32},
-    "train": {"filters": [8, 16], "dropout": [0.1, 0.1], "dense_units": 16, "epochs": 2,
-              "batch_size": 16},
-    "transfer": {"weights": "none", "dense_units": 16, "batch_size": 16,
-                 "head": {"epochs": 1}, "fine_tune": {"epochs": 1}},
-    "evaluate": {"bootstrap": 50, "grid_images": 4, "gradcam_images": 2},
-    "optimizers": {"epochs": 1},
-}
 # One key per params.yaml section -> the stages whose code reads it ("optimizers@*": every
 # optimizer run). Only these must report a change; what runs after them reruns only if
 # their outputs change.
@@ -86,7 +74,7 @@ def fresh_copy(dest: Path, tiny: bool) -> Path:
     dest.mkdir(parents=True)
     common.copy_project(dest)
     if tiny:
-        common.write_params(dest, common.project_params(TINY))
+        common.write_params(dest, common.project_params(common.TINY_PARAMS))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "bench"]):
         common.run(cmd, dest)

@@ -2,62 +2,26 @@
 of the project (the files git tracks or would track), then DVC's view of what
 a params change reruns."""
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = {
-    "synth": {"brands": 3, "per_brand": {"train": 14, "val": 5, "test": 5},
-              "planted_exact": 1, "planted_near": 1},
-    "data": {"image_size": 32},
-    "train": {"filters": [8, 16], "dropout": [0.1, 0.1], "dense_units": 16, "epochs": 2,
-              "batch_size": 16},
-    "transfer": {"weights": "none", "dense_units": 16, "batch_size": 16,
-                 "head": {"epochs": 1}, "fine_tune": {"epochs": 1}},
-    "evaluate": {"bootstrap": 50, "grid_images": 4, "gradcam_images": 2},
-    "optimizers": {"epochs": 1},
-}
-
-
-def _merge(base: dict, override: dict) -> dict:
-    for k, v in override.items():
-        base[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return base
-
-
-def _run(args, cwd):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return proc.stdout
+from bench import _common as projects  # the benchmarks build their temporary projects alike
 
 
 def _changed_stages(cwd) -> set[str]:
-    status = json.loads(_run(["dvc", "status", "--json"], cwd))
-    return set(status)
+    return set(json.loads(projects.run(["dvc", "status", "--json"], cwd)))
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("clone")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
-    for rel in filter(None, files):
-        if (ROOT / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-    p = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
-    (dest / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    dest = projects.copy_project(tmp_path_factory.mktemp("clone"))
+    projects.write_params(dest, projects.project_params(projects.TINY_PARAMS))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"]):
-        _run(cmd, dest)
-    _run(["dvc", "repro"], dest)
+        projects.run(cmd, dest)
+    projects.run(["dvc", "repro"], dest)
     return dest
 
 
