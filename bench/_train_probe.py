@@ -36,7 +36,7 @@ def main(data: Path, steps: int, out: Path) -> None:
 
     # built once, as the train stage builds it: its memory (the arrays, the shuffle
     # buffer) is then what the stage holds
-    augmenter = build_augmenter(p["augment"], p["seed"])
+    augmenter = build_augmenter(p["augment"])
     train_ds = training.make_dataset(train.images, train.labels, bs, True, p["seed"], augmenter).repeat()
 
     # the input pipeline alone; its first batch waits for the shuffle buffer to fill, which

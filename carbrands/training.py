@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from carbrands.augment import Augmenter
+
 # Splits up to this size are held in memory as uint8 (1,500 images of 64x64 are
 # 18 MB); larger ones are read batch by batch from the memory-mapped .npy.
 IN_MEMORY_BYTES = 2 * 1024**3
@@ -27,11 +29,13 @@ METRICS = ["accuracy"]
 # -- input pipelines -----------------------------------------------------------
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool, seed: int,
-                 augmenter: keras.Model | None = None) -> tf.data.Dataset:
+                 augmenter: Augmenter | None = None) -> tf.data.Dataset:
     """Batches of (float32 images in 0..255, int32 labels) from uint8 arrays.
 
     shuffle: a new order every epoch, the same sequence of orders for the same
-    seed. augmenter: applied to whole batches in parallel, in training mode.
+    seed. augmenter: applied to whole batches in parallel; batch after batch and
+    epoch after epoch it gets new seeds, the same sequence of seeds for the same
+    seed.
     The dataset's `num_examples` attribute holds len(labels) (fit reads it to
     report images per second).
     """
@@ -49,9 +53,11 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffl
         ds = _streamed_batches(images, labels, batch_size, shuffle, seed)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     if augmenter is not None:
-        # (under op determinism TF runs this stateful map sequentially, and logs a harmless
-        # 'NodeDef mentions attribute use_unbounded_threadpool' line)
-        ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        # a stateless seed per batch (new ones each epoch) keeps the map parallel under op
+        # determinism and its result independent of which thread ran which batch
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, seeds).map(lambda batch, s: (augmenter(batch[0], s), batch[1]),
+                                                num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     ds.num_examples = n
     return ds

@@ -180,7 +180,7 @@ def train_two_phases(parts: Parts, train, val, cfg: dict, aug_params: dict, seed
                     feature_dataset(feats["val"], val.labels, bs, False, seed))
         return (parts.model,
                 training.make_dataset(train.images, train.labels, bs, True, seed,
-                                      augmenter=build_augmenter(aug_params, seed)),
+                                      augmenter=build_augmenter(aug_params)),
                 images["val"])
 
     histories, epochs_run, step_seconds = [], {phase: 0 for phase in PHASES}, 0.0

@@ -1,5 +1,5 @@
 """Stage `augment_check`: a grid of training images next to their augmented
-versions, drawn through build_augmenter, the very function training calls.
+versions, drawn through the augmenter that training calls (build_augmenter).
 
 Output: plots/augment/grid.png.
 """
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from carbrands import params, plots, prepared, seeding, stage
-from carbrands.augment import build_augmenter, transform_names
+from carbrands.augment import build_augmenter
 
 PREPARED = Path("data/prepared")
 GRID = Path("plots/augment/grid.png")
@@ -23,14 +23,14 @@ def main() -> None:
     rows = np.sort(np.random.default_rng(p["seed"]).choice(len(train), min(IMAGES, len(train)), replace=False))
     originals = np.asarray(train.images[rows])
 
-    augmenter = build_augmenter(p["augment"], p["seed"])
-    augmented = np.asarray(augmenter(originals.astype(np.float32), training=True))
+    augmenter = build_augmenter(p["augment"])
+    augmented = np.asarray(augmenter(originals.astype(np.float32), seed=(p["seed"], 0)))
 
     images, titles = [], []
     for original, changed, label in zip(originals, augmented, train.labels[rows]):
         images += [original, changed.round().astype(np.uint8)]
         titles += [f"{classes[label]}\noriginal", f"{classes[label]}\naugmented"]
-    names = transform_names(augmenter)
+    names = augmenter.transforms
     plots.image_grid(images, titles, GRID, cols=4,
                      title="Training augmentation: " + (", ".join(names) if names else "none (all off)"))
     print(f"augment_check: {len(rows)} images through {', '.join(names) or 'no transforms'} -> {GRID}")

@@ -32,7 +32,7 @@ def main() -> None:
 
     batch_size = p["train"]["batch_size"]
     train_ds = training.make_dataset(train.images, train.labels, batch_size, True, seed,
-                                     build_augmenter(p["augment"], seed))
+                                     build_augmenter(p["augment"]))
     val_ds = training.make_dataset(val.images, val.labels, batch_size, False, seed)
     model = build_cnn(len(classes), image_size, p["train"])
     optimizer = training.make_optimizer(run["optimizer"], run["learning_rate"], run.get("momentum", 0.0))

@@ -30,7 +30,7 @@ def main() -> None:
 
     strategy = training.strategy_from_params(cfg["strategy"])
     batch_size = training.global_batch_size(cfg["batch_size"], strategy)
-    augmenter = build_augmenter(p["augment"], p["seed"])
+    augmenter = build_augmenter(p["augment"])
     train_ds = training.make_dataset(train.images, train.labels, batch_size, True, p["seed"], augmenter)
     val_ds = training.make_dataset(val.images, val.labels, batch_size, False, p["seed"])
     with strategy.scope():

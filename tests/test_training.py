@@ -21,7 +21,7 @@ def _train(prepared_dir, epochs=2, seed=3, patience=None, reduce_lr_patience=Non
     train, val = prepared.load_split(prepared_dir, "train"), prepared.load_split(prepared_dir, "val")
     strat = training.strategy_from_params(strategy)
     bs = training.global_batch_size(16, strat)
-    train_ds = training.make_dataset(train.images, train.labels, bs, True, seed, build_augmenter(AUGMENT, seed))
+    train_ds = training.make_dataset(train.images, train.labels, bs, True, seed, build_augmenter(AUGMENT))
     val_ds = training.make_dataset(val.images, val.labels, bs, False, seed)
     with strat.scope():
         model = build_cnn(3, 32, TINY_CNN)
