@@ -25,7 +25,8 @@ def plot_confusion(labels: np.ndarray, predicted: np.ndarray, classes: Sequence[
     counts = confusion_matrix(labels, predicted, labels=list(range(n)))
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     side = max(5.0, 0.42 * n + 2.5)   # ~0.42 inch per cell keeps 33 brands readable
-    font = 9 if n <= 12 else 7 if n <= 25 else 6
+    # the figure grows with n, so cells stay ~0.35 inch wide: room for a 3-digit count at 7 pt
+    font = 9 if n <= 12 else 7
     annot = np.where(counts > 0, counts.astype(str), "")
     fig, ax = plt.subplots(figsize=(side + 1.5, side))
     sns.heatmap(share, ax=ax, cmap="Blues", vmin=0, vmax=1, square=True, linewidths=0.4, linecolor="#e6e6e6",

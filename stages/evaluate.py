@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
 
     # the folder is replaced as a whole: no figure of an earlier run is left behind
     with io.atomic_path(Path("plots/evaluate") / name) as out:
-        io.write_csv(out / "per_class.csv", per_class)
+        # 4 decimals: the 17-digit floats are unreadable, and 75 images a class need no more
+        io.write_csv(out / "per_class.csv", per_class.round(4))
         io.write_csv(out / "confusion.csv", confusion)
         evaluation_plots.plot_confusion(test.labels, predicted, classes, out / "confusion.png",
                                   f"{title}: confusion matrix on the test set")
