@@ -55,21 +55,28 @@ def optimizer_runs(root: Path, names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def draw_comparisons(root: Path, run_names: list[str], transfer_label: str) -> None:
-    """The figures only the report stage can draw, since they span several stages."""
-    out = root / "plots" / "report"
-    # CNN vs transfer: validation curves against epochs, as the notebook drew them
+def validation_curves(histories: dict[str, pd.DataFrame], path: Path, title_suffix: str = "") -> None:
+    """Validation accuracy and validation loss against epochs in two panels, one line
+    per history table (label -> table with epoch, val_accuracy, val_loss)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for label, csv in (("CNN", "plots/train/cnn.csv"), (transfer_label, "plots/train/transfer.csv")):
-        h = pd.read_csv(root / csv)
+    for label, h in histories.items():
         axes[0].plot(h["epoch"], h["val_accuracy"], marker=".", label=label)
         axes[1].plot(h["epoch"], h["val_loss"], marker=".", label=label)
     for ax, what in zip(axes, ("Validation accuracy", "Validation loss")):
         ax.set_xlabel("Epoch")
         ax.set_ylabel(what)
-        ax.set_title(what)
+        ax.set_title(what + title_suffix)
         ax.legend()
-    save_figure(fig, out / "cnn_vs_transfer.png")
+    save_figure(fig, path)
+
+
+def draw_comparisons(root: Path, run_names: list[str], transfer_label: str) -> None:
+    """The figures only the report stage can draw, since they span several stages."""
+    out = root / "plots" / "report"
+    # CNN vs transfer: validation curves against epochs, as the notebook drew them
+    validation_curves({"CNN": pd.read_csv(root / "plots/train/cnn.csv"),
+                       transfer_label: pd.read_csv(root / "plots/train/transfer.csv")},
+                      out / "cnn_vs_transfer.png")
 
     runs = optimizer_runs(root, run_names)
     fig, ax = plt.subplots(figsize=(1.6 * len(runs) + 2, 4))
@@ -88,16 +95,8 @@ def draw_comparisons(root: Path, run_names: list[str], transfer_label: str) -> N
                            for name in run_names])
     # long form, one row per run and epoch: `dvc plots` draws one line per run
     write_csv(out / "optimizers_history.csv", histories[["run", "epoch", "val_accuracy", "val_loss", "accuracy", "loss"]])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name, h in histories.groupby("run", sort=False):
-        axes[0].plot(h["epoch"], h["val_accuracy"], marker=".", label=name)
-        axes[1].plot(h["epoch"], h["val_loss"], marker=".", label=name)
-    for ax, what in zip(axes, ("Validation accuracy", "Validation loss")):
-        ax.set_xlabel("Epoch")
-        ax.set_ylabel(what)
-        ax.set_title(f"{what} per optimizer")
-        ax.legend()
-    save_figure(fig, out / "optimizers_curves.png")
+    validation_curves({name: h for name, h in histories.groupby("run", sort=False)},
+                      out / "optimizers_curves.png", title_suffix=" per optimizer")
 
 
 def _model_row(root: Path, name: str, label: str) -> list:

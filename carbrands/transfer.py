@@ -211,26 +211,3 @@ def weights_label(pretrained: bool, route: str) -> str:
     """How the backbone started, for titles and reports."""
     return f"ImageNet weights via {route}" if pretrained else "not pretrained: random initial weights"
 
-
-def plot_history(history, path, title: str) -> None:
-    """Accuracy and loss per epoch over both phases, the start of fine-tuning marked."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    from carbrands.plots import save_figure
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric, label in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
-        ax.plot(history["epoch"], history[metric], marker=".", label="train")
-        ax.plot(history["epoch"], history[f"val_{metric}"], marker=".", label="validation")
-        fine = history[history["phase"] == "fine_tune"]
-        if len(fine) and len(fine) < len(history):
-            ax.axvline(fine["epoch"].iloc[0] - 0.5, color="grey", linestyle="--", label="fine-tuning starts")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("Epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path)

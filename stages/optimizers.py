@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from carbrands import params, prepared, seeding, stage, training
-from carbrands.augment import build_augmenter
 from carbrands.errors import ParamError
 from carbrands.evaluation import evaluate_split
 from carbrands.io import write_csv, write_json
@@ -31,9 +30,7 @@ def main() -> None:
     train, val, test = (prepared.load_split(PREPARED, s) for s in ("train", "val", "test"))
 
     batch_size = p["train"]["batch_size"]
-    train_ds = training.make_dataset(train.images, train.labels, batch_size, True, seed,
-                                     build_augmenter(p["augment"]))
-    val_ds = training.make_dataset(val.images, val.labels, batch_size, False, seed)
+    train_ds, val_ds = training.train_val_datasets(train, val, batch_size, seed, p["augment"])
     model = build_cnn(len(classes), image_size, p["train"])
     optimizer = training.make_optimizer(run["optimizer"], run["learning_rate"], run.get("momentum", 0.0))
     training.compile_model(model, optimizer)

@@ -8,7 +8,6 @@ metrics/train/cnn.json (training summary).
 from pathlib import Path
 
 from carbrands import params, plots, prepared, seeding, stage, training
-from carbrands.augment import build_augmenter
 from carbrands.io import atomic_path, write_csv, write_json
 from carbrands.models import build_cnn
 
@@ -30,9 +29,7 @@ def main() -> None:
 
     strategy = training.strategy_from_params(cfg["strategy"])
     batch_size = training.global_batch_size(cfg["batch_size"], strategy)
-    augmenter = build_augmenter(p["augment"])
-    train_ds = training.make_dataset(train.images, train.labels, batch_size, True, p["seed"], augmenter)
-    val_ds = training.make_dataset(val.images, val.labels, batch_size, False, p["seed"])
+    train_ds, val_ds = training.train_val_datasets(train, val, batch_size, p["seed"], p["augment"])
     with strategy.scope():
         model = build_cnn(len(classes), image_size, cfg)
         training.compile_model(model, training.make_optimizer(cfg["optimizer"], cfg["learning_rate"],

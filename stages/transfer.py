@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from carbrands import params, prepared, seeding, stage, training, transfer, weights
+from carbrands import params, plots, prepared, seeding, stage, training, transfer, weights
 from carbrands.errors import WeightsError
 from carbrands.io import atomic_path, read_json, write_csv, write_json
 
@@ -66,7 +66,7 @@ def main() -> None:
         model.save(tmp)
     write_csv(HISTORY, history[COLUMNS])
     label = transfer.weights_label(record["pretrained"], record["route"])
-    transfer.plot_history(history, FIGURE, f"{backbone.upper()} transfer learning ({label})")
+    plots.plot_history(history, FIGURE, f"{backbone.upper()} transfer learning ({label})")
     metrics = {
         "backbone": backbone,
         "pretrained": bool(record["pretrained"]),

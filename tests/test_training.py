@@ -6,7 +6,6 @@ import pytest
 import tensorflow as tf
 
 from carbrands import prepared, seeding, training
-from carbrands.augment import build_augmenter
 from carbrands.models import build_cnn
 
 TINY_CNN = {"filters": [8, 16], "convs_per_block": 1, "dropout": [0.0, 0.1], "pooling": "global",
@@ -21,8 +20,7 @@ def _train(prepared_dir, epochs=2, seed=3, patience=None, reduce_lr_patience=Non
     train, val = prepared.load_split(prepared_dir, "train"), prepared.load_split(prepared_dir, "val")
     strat = training.strategy_from_params(strategy)
     bs = training.global_batch_size(16, strat)
-    train_ds = training.make_dataset(train.images, train.labels, bs, True, seed, build_augmenter(AUGMENT))
-    val_ds = training.make_dataset(val.images, val.labels, bs, False, seed)
+    train_ds, val_ds = training.train_val_datasets(train, val, bs, seed, AUGMENT)
     with strat.scope():
         model = build_cnn(3, 32, TINY_CNN)
         training.compile_model(model, training.make_optimizer("adam", 0.01))
