@@ -20,10 +20,11 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The plots page with vega's scripts inlined, so it opens offline: dvc_plots/index.html.
+# `make plots REVS=main` draws `dvc plots diff main` (the workspace against main) instead.
 PLOTS_TEMPLATE := dvc_plots/.offline-template.html
 plots: $(VENV)/.installed
 	$(BIN)/python -m plots_html.build_template $(PLOTS_TEMPLATE)
-	$(BIN)/dvc plots show --html-template $(PLOTS_TEMPLATE) -o dvc_plots
+	$(BIN)/dvc plots $(if $(REVS),diff $(REVS),show) --html-template $(PLOTS_TEMPLATE) -o dvc_plots
 
 clean-venv:
 	rm -rf $(VENV)

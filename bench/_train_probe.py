@@ -72,9 +72,18 @@ def main(data: Path, steps: int, out: Path) -> None:
         # negative values are noise: the pipeline-fed model cannot beat the cached batch
         "input_stall_percent": round(max(0.0, 100 * (1 - cached_s / step_s)), 1),
         "input_only_ips": round(bs / input_s, 1), "noop_model_ips": round(bs / noop_s, 1),
-        "first_batch_seconds": round(first_batch, 2),
+        "first_batch_seconds": round(first_batch, 2), "device": _device(),
     }
     io.write_json(out, result)
+
+
+def _device() -> str:
+    """What the model ran on: the GPUs' names where TensorFlow sees any, else the CPU."""
+    import tensorflow as tf
+
+    gpus = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
+            for g in tf.config.list_physical_devices("GPU")]
+    return ", ".join(gpus) if gpus else f"CPU ({os.cpu_count()} cores)"
 
 
 def _iterate_seconds(batches, steps: int) -> float:

@@ -80,6 +80,7 @@ def _print_steps(steps: list) -> None:
 
 
 TRAINING_ROWS = [  # (label, key in the probe's figures)
+    ("device", "device"),
     ("model parameters", "params"), ("train images", "train_images"),
     ("steps per epoch (batch 32)", "steps_per_epoch"),
     ("seconds per training step", "step_seconds"), ("seconds per validation batch", "val_batch_seconds"),
