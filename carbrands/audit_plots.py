@@ -1,7 +1,6 @@
 """The audit's figures: class balance, one sample per brand, image sizes, leaked pairs."""
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -101,8 +100,7 @@ def leakage_pairs(duplicates: pd.DataFrame, data_dir: Path, path: str | Path, ma
             images.append(_thumb(data_dir / getattr(r, f"path_{side}"), max_pixels))
             split, rel = getattr(r, f"split_{side}"), getattr(r, f"path_{side}")
             # derived splits (and wrapper folders) do not show in the path: name the split
-            caption = textwrap.fill(rel if rel.startswith(split + "/") else f"{split}: {rel}", 32,
-                                    break_on_hyphens=False)
+            caption = rel if rel.startswith(split + "/") else f"{split}: {rel}"  # image_grid wraps it
             if side == "b":
                 caption += f"\n{r.kind} copy, distance {r.distance}"
             titles.append(caption)

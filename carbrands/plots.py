@@ -41,17 +41,22 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], path: str | 
         if i < len(images):
             ax.imshow(np.asarray(images[i]).astype(np.uint8))
             color = title_colors[i] if title_colors else "black"
-            ax.set_title(_wrap(titles[i], int(cell * 14)), fontsize=8, color=color)
+            ax.set_title(wrap_caption(titles[i], int(cell * 14)), fontsize=8, color=color)
     if not images:
         axes.flat[0].text(0.5, 0.5, "(none)", ha="center", va="center")
-    fig.suptitle(_wrap(title, max(50, int(cols * cell * 11))))   # a 1-image grid may be wider than its cell
+    fig.suptitle(wrap_caption(title, max(50, int(cols * cell * 11))))   # a 1-image grid may be wider than its cell
     save_figure(fig, path)
 
 
-def _wrap(text: str, width: int) -> str:
+def wrap_caption(text: str, width: int) -> str:
     """Each line of `text` wrapped to `width` characters (about 14 per inch at 8 pt, 11 at
-    12 pt), breaking at spaces only: "Mercedes-Benz" or "Rolls-Royce" stay whole."""
-    return "\n".join(textwrap.fill(line, width, break_on_hyphens=False) for line in text.split("\n"))
+    12 pt), breaking at spaces and after a path's slashes, never inside a word:
+    "Mercedes-Benz" and "8d15e692b511c5.jpg" stay whole (a word longer than `width`
+    runs over rather than being cut)."""
+    # textwrap breaks only at whitespace: a space after each slash, dropped again after
+    return "\n".join(textwrap.fill(line.replace("/", "/ "), width, break_on_hyphens=False,
+                                   break_long_words=False).replace("/ ", "/")
+                     for line in text.split("\n"))
 
 
 def _epoch_ticks() -> MaxNLocator:
