@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from carbrands import prepared, seeding, training
+from carbrands.augment import build_augmenter
 from carbrands.models import build_cnn
 
 TINY_CNN = {"filters": [8, 16], "convs_per_block": 1, "dropout": [0.0, 0.1], "pooling": "global",
@@ -119,6 +120,23 @@ def test_shuffle_is_seeded_and_changes_each_epoch(tiny_prepared, monkeypatch, st
     x, y = next(iter(ds))
     rows = [np.flatnonzero((train.images == img.astype(np.uint8)).all(axis=(1, 2, 3)))[0] for img in x.numpy()]
     np.testing.assert_array_equal(train.labels[rows], y.numpy())
+
+
+def test_augmentation_is_seeded_and_changes_each_epoch(tiny_prepared):
+    """Each batch gets its own augmentation, new every epoch, the same sequence for the
+    same seed (the stateless seeds come from the dataset, not from a generator's state)."""
+    train = prepared.load_split(tiny_prepared, "train")
+    augmenter = build_augmenter(AUGMENT)
+
+    def epoch(ds):
+        return np.concatenate([x.numpy() for x, _ in ds])
+
+    ds = training.make_dataset(train.images, train.labels, 16, False, 1, augmenter)
+    first, second = epoch(ds), epoch(ds)
+    assert not np.allclose(first, np.asarray(train.images, np.float32))
+    assert not np.allclose(first, second)
+    again = training.make_dataset(train.images, train.labels, 16, False, 1, augmenter)
+    np.testing.assert_array_equal(epoch(again), first)
 
 
 def test_mixed_precision_stays_float32_without_gpu(capsys):
