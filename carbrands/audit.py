@@ -7,9 +7,6 @@ and never hands pixels back, so memory stays flat however large the dataset is.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-import os
-import sys
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -19,6 +16,7 @@ from PIL import Image
 
 from carbrands.images import UnusableImage, decode_bytes, read_bytes
 from carbrands.layout import SPLITS, Layout
+from carbrands.parallel import default_workers, parallel_map
 
 MANIFEST_COLUMNS = ["split", "class", "path", "origin", "format", "width", "height", "bytes",
                     "sha256", "pixel_hash", "phash", "verdict", "reason"]
@@ -26,26 +24,6 @@ DUPLICATE_COLUMNS = ["kind", "distance", "path_a", "split_a", "path_b", "split_b
 # candidate model input sides; see recommended_size
 INPUT_SIZES = (32, 48, 64, 96, 128, 160, 192, 224)
 _BLOCK = 512  # rows per block of the Hamming-distance matrix (512 x 16k uint64 = 64 MB)
-
-
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
-def parallel_map(func, tasks: list, workers: int) -> Iterator:
-    """func over tasks, in order, in `workers` processes (in-process when 1 or few tasks).
-
-    Chunks amortise the inter-process hand-over; a few chunks per worker keep both
-    cores busy to the end."""
-    if workers <= 1 or len(tasks) < 32:
-        yield from map(func, tasks)
-        return
-    chunk = max(1, min(64, len(tasks) // (workers * 8)))
-    # fork is fastest, but forking a process that runs TensorFlow's threads can hang
-    # the children (a test session, a notebook): start clean workers there instead
-    method = "spawn" if "tensorflow" in sys.modules else None
-    with multiprocessing.get_context(method).Pool(workers) as pool:
-        yield from pool.imap(func, tasks, chunksize=chunk)
 
 
 # -- per file ----------------------------------------------------------------

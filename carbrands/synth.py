@@ -26,8 +26,6 @@ import csv
 import hashlib
 import io as _bytesio
 import math
-import multiprocessing
-import os
 import time
 import zlib
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from carbrands.errors import ParamError
 from carbrands.io import atomic_path
+from carbrands.parallel import default_workers, parallel_map
 
 SPLITS = ("train", "val", "test")
 WIDTH = 320
@@ -647,10 +646,9 @@ def generate_dataset(out_dir: str | Path, brands: int | Sequence[str], per_brand
     started = time.perf_counter()
     planted = _plant_slots(names, per_brand, seed, planted_exact + planted_near)
     skip = {(t.split, t.brand, t.index) for t, _ in planted}
+    workers = workers or default_workers()
     tasks = [_Task(s, b, pos, i) for s in SPLITS for pos, b in enumerate(names) for i in range(per_brand[s])
              if (s, b, i) not in skip]
-    workers = workers or len(os.sched_getaffinity(0))
-    workers = max(1, min(workers, len(tasks) // 8 or 1))
 
     with atomic_path(out_dir) as tmp:
         for s in SPLITS:
@@ -659,14 +657,8 @@ def generate_dataset(out_dir: str | Path, brands: int | Sequence[str], per_brand
                     (tmp / s / b).mkdir(parents=True)
         chunks = [tasks[i:i + 16] for i in range(0, len(tasks), 16)]
         jobs = [(str(tmp), c, seed, jpeg_quality, len(names)) for c in chunks]
-        if workers == 1:
-            for job in jobs:
-                _generate_chunk(job)
-        else:
-            # spawn, not fork: the parent may hold TensorFlow's threads (tests, notebooks)
-            with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                for _ in pool.imap_unordered(_generate_chunk, jobs):
-                    pass
+        for _ in parallel_map(_generate_chunk, jobs, workers):
+            pass
         rows = _write_planted(tmp, planted, planted_exact, seed, jpeg_quality)
     return {
         "out_dir": str(out_dir),

@@ -13,6 +13,7 @@ from carbrands import audit, io, params, stage
 from carbrands.errors import DataError
 from carbrands.images import UnusableImage, load_for_model
 from carbrands.layout import SPLITS, class_names
+from carbrands.parallel import default_workers, parallel_map
 from carbrands.prepared import SplitWriter
 
 AUDIT_DIR = Path("data/audit")
@@ -64,7 +65,7 @@ def _write_split(writer: SplitWriter, paths: list[str], labels: list[int], data_
     """Decode in worker processes, in order, straight into the memory-mapped array."""
     done = 0
     try:
-        for image in audit.parallel_map(load, [data_dir / q for q in paths], audit.default_workers()):
+        for image in parallel_map(load, [data_dir / q for q in paths], default_workers()):
             writer.put(done, image, labels[done], paths[done])
             done += 1
     except UnusableImage as e:
