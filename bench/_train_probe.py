@@ -18,7 +18,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 
 from carbrands import io, params, prepared, seeding, training  # noqa: E402
-from carbrands.augment import build_augmenter  # noqa: E402
 from carbrands.models import build_cnn  # noqa: E402
 
 WARMUP = 2  # steps before timing: graph tracing, the first shuffle-buffer fill
@@ -36,8 +35,7 @@ def main(data: Path, steps: int, out: Path) -> None:
 
     # built once, as the train stage builds it: its memory (the arrays, the shuffle
     # buffer) is then what the stage holds
-    augmenter = build_augmenter(p["augment"])
-    train_ds = training.make_dataset(train.images, train.labels, bs, True, p["seed"], augmenter).repeat()
+    train_ds, val_ds = (ds.repeat() for ds in training.train_val_datasets(train, val, bs, p["seed"], p["augment"]))
 
     # the input pipeline alone; its first batch waits for the shuffle buffer to fill, which
     # the train stage also waits for at the start of every epoch
@@ -58,7 +56,6 @@ def main(data: Path, steps: int, out: Path) -> None:
     step_s = _fit_seconds(model, train_ds, steps)
     # one augmented batch, cached and repeated: the model's speed with no input work at all
     cached_s = _fit_seconds(model, train_ds.take(1).cache().repeat(), steps)
-    val_ds = training.make_dataset(val.images, val.labels, bs, False, p["seed"]).repeat()
     val_s = _evaluate_seconds(model, val_ds, max(2, steps // 2))
 
     steps_per_epoch, val_batches = math.ceil(len(train) / bs), math.ceil(len(val) / bs)

@@ -74,14 +74,14 @@ class Augmenter:
         n, height, width = shape[0], tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
         seeds = iter(tf.unstack(tf.random.experimental.stateless_split(seed, 9)))
 
-        def uniform(limit, low=None):  # every draw takes its seed, used or not: switching one
-            s = next(seeds)            # transform off leaves the others' draws unchanged
-            low = -limit if low is None else low
-            return tf.random.stateless_uniform([n], s, low, limit) if limit else tf.zeros([n])
+        # every draw takes its own seed, so switching one transform off leaves the others'
+        # draws unchanged; a switched-off range (-0, 0) draws exactly 0
+        def uniform(limit):
+            return tf.random.stateless_uniform([n], next(seeds), -limit, limit)
 
         def sign(on):
-            s = next(seeds)
-            return tf.where(tf.random.stateless_uniform([n], s) < 0.5, -1.0, 1.0) if on else tf.ones([n])
+            coin = tf.random.stateless_uniform([n], next(seeds))
+            return tf.where(coin < 0.5, -1.0, 1.0) if on else tf.ones([n])
 
         angle = uniform(self.rotation * 2 * math.pi)
         shift_x, shift_y = uniform(self.shift) * width, uniform(self.shift) * height
@@ -105,10 +105,9 @@ class Augmenter:
         n = tf.shape(images)[0]
         brightness_seed, contrast_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         limit = self.brightness * VALUE_RANGE[1]
-        delta = (tf.random.stateless_uniform([n, 1, 1, 1], brightness_seed, -limit, limit)
-                 if self.brightness else tf.zeros([n, 1, 1, 1]))
-        factor = (tf.random.stateless_uniform([n, 1, 1, 1], contrast_seed, 1 - self.contrast, 1 + self.contrast)
-                  if self.contrast else tf.ones([n, 1, 1, 1]))
+        # as in _affine, a switched-off transform draws its neutral value exactly (0, 1)
+        delta = tf.random.stateless_uniform([n, 1, 1, 1], brightness_seed, -limit, limit)
+        factor = tf.random.stateless_uniform([n, 1, 1, 1], contrast_seed, 1 - self.contrast, 1 + self.contrast)
         return _brightness_contrast(images, delta, factor)
 
 

@@ -49,10 +49,7 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffl
     labels = np.asarray(labels, dtype=np.int32)
     if images.nbytes <= IN_MEMORY_BYTES:
         # one read of the memmap; slicing in-memory tensors is the fastest source
-        ds = tf.data.Dataset.from_tensor_slices((np.ascontiguousarray(images), labels))
-        if shuffle:
-            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size)
+        ds = in_memory_batches(np.ascontiguousarray(images), labels, batch_size, shuffle, seed)
     else:
         ds = _streamed_batches(images, labels, batch_size, shuffle, seed)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
@@ -65,6 +62,16 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffl
     ds = ds.prefetch(tf.data.AUTOTUNE)
     ds.num_examples = n
     return ds
+
+
+def in_memory_batches(x: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool,
+                      seed: int) -> tf.data.Dataset:
+    """Batches of (x, int32 labels) from arrays in memory (images or cached features),
+    in a new order every epoch when shuffling, the same sequence of orders for a seed."""
+    ds = tf.data.Dataset.from_tensor_slices((x, np.asarray(labels, np.int32)))
+    if shuffle:
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size)
 
 
 def train_val_datasets(train: Split, val: Split, batch_size: int, seed: int,
@@ -199,8 +206,9 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
     Columns: epoch (1-based), loss, accuracy, val_loss, val_accuracy,
     learning_rate, any other compiled metrics, then extra_columns (constants,
     e.g. phase). Timings are in `.attrs`: "seconds" (wall clock of the whole
-    fit, validation included), "images_per_second" (training images per second
-    of training steps, validation excluded), "epoch_seconds" (list).
+    fit, validation included), "train_seconds" (training steps only),
+    "images_per_second" (training images per second of training steps,
+    validation excluded), "epoch_seconds" (list).
     """
     log = _EpochLog(initial_epoch + epochs)
     callbacks: list[keras.callbacks.Callback] = [log]
@@ -225,6 +233,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
     history.attrs.update(
         seconds=seconds,
         epoch_seconds=epoch_seconds,
+        train_seconds=log.train_seconds,
         images_per_second=examples * len(history) / log.train_seconds if log.train_seconds else math.nan,
     )
     return history

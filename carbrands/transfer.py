@@ -97,10 +97,9 @@ def split(model: keras.Model, backbone: str) -> Parts:
     cut = model.get_layer(spec.unfreeze_from).input
     pooled = model.get_layer("avg_pool").output
     tail = keras.Model(cut, model.output, name="tail")
-    heads = {l.name for l in model.layers if l.name in HEAD_LAYERS}
     # BatchNormalization stays frozen (inference mode) when fine-tuning: its statistics
     # from a few small batches would wreck what the backbone learnt.
-    tuned = [l for l in tail.layers if l.name not in heads and l.weights
+    tuned = [l for l in tail.layers if l.name not in HEAD_LAYERS and l.weights
              and not isinstance(l, keras.layers.BatchNormalization)]
     return Parts(
         model=model,
@@ -113,13 +112,17 @@ def split(model: keras.Model, backbone: str) -> Parts:
     )
 
 
+def trained_layers(parts: Parts, phase: str) -> list[keras.layers.Layer]:
+    """What a phase trains: the head, and when fine-tuning also the tuned block."""
+    head = [parts.model.get_layer(name) for name in HEAD_LAYERS]
+    return head + (list(parts.tuned) if phase == "fine_tune" else [])
+
+
 def set_phase(parts: Parts, phase: str) -> None:
-    """Make trainable what the phase trains: the head only, or also the tuned block."""
-    tuned = {id(l) for l in parts.tuned}
-    for layer in backbone_layers(parts.model):
-        layer.trainable = phase == "fine_tune" and id(layer) in tuned
-    for name in HEAD_LAYERS:
-        parts.model.get_layer(name).trainable = True
+    """Make trainable exactly what the phase trains (trained_layers)."""
+    trained = {id(l) for l in trained_layers(parts, phase)}
+    for layer in backbone_layers(parts.model) + [parts.model.get_layer(name) for name in HEAD_LAYERS]:
+        layer.trainable = id(layer) in trained
 
 
 # -- training -------------------------------------------------------------------
@@ -139,10 +142,9 @@ def feature_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, s
     """Batches of cached backbone features, shuffled per epoch like the image datasets."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((features, np.asarray(labels, np.int32)))
-    if shuffle:
-        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    from carbrands import training
+
+    ds = training.in_memory_batches(features, labels, batch_size, shuffle, seed).prefetch(tf.data.AUTOTUNE)
     ds.num_examples = len(labels)
     return ds
 
@@ -195,7 +197,7 @@ def train_two_phases(parts: Parts, train, val, cfg: dict, aug_params: dict, seed
                                initial_epoch=sum(epochs_run.values()), extra_columns={"phase": phase})
         histories.append(history)
         epochs_run[phase] = len(history)
-        step_seconds += len(train) * len(history) / history.attrs["images_per_second"]
+        step_seconds += history.attrs["train_seconds"]
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
     # the end-to-end model was trained through its parts: compile it so that it can be
     # evaluated, and is saved ready to use

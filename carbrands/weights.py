@@ -36,8 +36,6 @@ from carbrands.errors import WeightsError
 from carbrands.io import atomic_path
 from carbrands.backbones import BACKBONES, backbone_spec
 
-ROUTES = ("keras-download", "offline-wheel", "file", "none")
-
 # Keras' download is tried first, but a machine without internet must not wait
 # minutes for it: a short socket timeout makes the failure quick.
 DOWNLOAD_TIMEOUT_S = 10
@@ -84,8 +82,7 @@ def obtain(backbone: str, source: str, out_path: str | Path) -> dict:
     elif source == "imagenet":
         model, route = imagenet_backbone(backbone)
     else:
-        model, route = spec.constructor(include_top=False, weights=None), "file"
-        load_into(model, source, backbone)
+        model, route = load_backbone(backbone, source), "file"
     with atomic_path(out_path) as tmp:
         model.save_weights(tmp)
     return {

@@ -21,7 +21,7 @@ MODEL = Path("models/transfer.keras")
 HISTORY = Path("plots/train/transfer.csv")
 FIGURE = Path("plots/train/transfer.png")
 METRICS = Path("metrics/train/transfer.json")
-COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "phase"]
+COLUMNS = [*training.HISTORY_COLUMNS, "phase"]
 
 
 def pretrained_backbone(backbone: str):
@@ -81,9 +81,8 @@ def main() -> None:
             phase: float(rows["val_accuracy"].max()) for phase, rows in history.groupby("phase", sort=False)},
         "final_val_accuracy": float(final_val_accuracy),
         "feature_seconds": round(result.feature_seconds, 2),
-        "trainable_params_fine_tune": int(sum(np.prod(w.shape) for l in parts.tuned for w in l.weights)
-                                          + sum(np.prod(w.shape) for n in transfer.HEAD_LAYERS
-                                                for w in model.get_layer(n).weights)),
+        "trainable_params_fine_tune": int(sum(np.prod(w.shape) for layer in transfer.trained_layers(
+            parts, "fine_tune") for w in layer.weights)),
     }
     write_json(METRICS, metrics)
     print(f"transfer ({backbone}, {label}): best val accuracy {metrics['best_val_accuracy']:.3f} "
