@@ -50,8 +50,12 @@ def pick(indices: np.ndarray, count: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(indices, count, replace=False))
 
 
-def caption(true: str, predicted: str, confidence: float) -> str:
-    return f"true: {true}\npred: {predicted} ({confidence:.0%})"
+def captions(indices: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
+             classes: Sequence[str]) -> list[str]:
+    """True brand, predicted brand and its probability, for each image in `indices`."""
+    predicted = probabilities.argmax(axis=1)
+    return [f"true: {classes[labels[i]]}\npred: {classes[predicted[i]]} ({probabilities[i, predicted[i]]:.0%})"
+            for i in indices]
 
 
 def prediction_grids(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
@@ -65,9 +69,7 @@ def prediction_grids(images: np.ndarray, labels: np.ndarray, probabilities: np.n
     for indices, path, what, colour in ((right, correct_path, "Correct", "black"),
                                         (wrong, wrong_path, "Wrong", "red")):
         shown = pick(indices, count, seed)
-        titles = [caption(classes[labels[i]], classes[predicted[i]], probabilities[i, predicted[i]])
-                  for i in shown]
-        image_grid([images[i] for i in shown], titles, path,
+        image_grid([images[i] for i in shown], captions(shown, labels, probabilities, classes), path,
                    f"{title}: {what.lower()} predictions ({len(shown)} of {len(indices)})",
                    title_colors=[colour] * len(shown))
     return len(right), len(wrong)
@@ -82,8 +84,7 @@ def plot_gradcam(model: keras.Model, images: np.ndarray, labels: np.ndarray, pro
     batch = np.asarray(images[shown])
     heatmaps = gradcam_heatmaps(model, batch, predicted[shown]) if len(shown) else []
     pictures = [overlay(batch[j], heatmaps[j]) for j in range(len(shown))]
-    titles = [caption(classes[labels[i]], classes[predicted[i]], probabilities[i, predicted[i]]) for i in shown]
     colours = ["black" if predicted[i] == labels[i] else "red" for i in shown]
-    cols = min(len(shown), 3 if len(shown) <= 6 else 4) or 1
-    image_grid(pictures, titles, path, f"{title}: Grad-CAM for the predicted brand (red = where it looks)",
-               cols=cols, cell=2.6, title_colors=colours)
+    image_grid(pictures, captions(shown, labels, probabilities, classes), path,
+               f"{title}: Grad-CAM for the predicted brand (red = where it looks)",
+               cols=3 if len(shown) <= 6 else 4, cell=2.6, title_colors=colours)

@@ -23,6 +23,12 @@ def save_figure(fig, path: str | Path, dpi: int = 110) -> None:
     plt.close(fig)
 
 
+def transfer_title(backbone: str, pretrained: bool) -> str:
+    """The transfer model's name in figure titles and the report: its backbone, and
+    whether it started from random weights."""
+    return f"Transfer model ({backbone.upper()}" + (")" if pretrained else ", not pretrained)")
+
+
 def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], path: str | Path,
                title: str, cols: int = 4, cell: float = 2.2, title_colors: Sequence[str] | None = None) -> None:
     """Save a grid of uint8 RGB images, each with a (possibly multi-line) caption.

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from carbrands import io
+from carbrands import io, prepared
 from carbrands.errors import UserError
 from carbrands.images import RESIZE_MODES, UnusableImage, load_for_model
 
@@ -72,7 +72,7 @@ def resize_mode(classes_path: Path, override: str | None) -> str:
     meta = classes_path.parent / "meta.json"
     if not meta.is_file():
         raise UserError(f"{meta} is missing: pass --resize ({'|'.join(RESIZE_MODES)}) as the model was trained")
-    return io.read_json(meta)["resize"]
+    return prepared.load_meta(meta.parent)["resize"]
 
 
 def load_classes(path: Path, n_outputs: int) -> list[str]:
@@ -110,7 +110,7 @@ def _batches(files: list[Path], size: int, mode: str, max_pixels: int, problems:
 
 def run(args: argparse.Namespace) -> int:
     """Predict every file; return the exit status (0 all predicted, 1 some skipped)."""
-    from carbrands.evaluation import load_model
+    from carbrands.evaluation import load_model, predict_probabilities
 
     model = load_model(args.model)
     classes = load_classes(Path(args.classes), model.output_shape[-1])
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     rows, predicted = [], 0
     width = max((len(c) for c in classes), default=0)
     for paths, pixels in _batches(files, size, mode, args.max_pixels, problems):
-        probabilities = np.asarray(model.predict_on_batch(pixels.astype(np.float32)), dtype=np.float64)
+        probabilities = predict_probabilities(model, pixels)
         for path, probs in zip(paths, probabilities):
             predicted += 1
             print(path)

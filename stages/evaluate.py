@@ -11,27 +11,26 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from carbrands import evaluation, evaluation_plots, io, params, prepared, seeding, stage
+from carbrands import evaluation, evaluation_plots, io, params, plots, prepared, seeding, stage
 from carbrands.errors import DataError, UserError
 
 PREPARED = Path("data/prepared")
-MODELS = {"cnn": "CNN", "transfer": "Transfer model"}   # the dvc.yaml matrix; name -> figure title
+MODELS = ("cnn", "transfer")   # the dvc.yaml matrix
 
 
 def title_for(model: str) -> str:
     """The model's name for figure titles; says so when the transfer backbone started
     from random weights (the transfer stage's metrics record how it started)."""
-    title = MODELS[model]
-    if model == "transfer":
-        record = Path("metrics/train/transfer.json")
-        if not record.is_file():
-            raise DataError(f"{record} is missing: run the `transfer` stage first")
-        info = io.read_json(record)
-        if "pretrained" not in info or "backbone" not in info:
-            raise DataError(f"{record} does not say which backbone and weights the model started from: "
-                            "run the `transfer` stage again")
-        title += f" ({info['backbone'].upper()}" + (")" if info["pretrained"] else ", not pretrained)")
-    return title
+    if model == "cnn":
+        return "CNN"
+    record = Path("metrics/train/transfer.json")
+    if not record.is_file():
+        raise DataError(f"{record} is missing: run the `transfer` stage first")
+    info = io.read_json(record)
+    if "pretrained" not in info or "backbone" not in info:
+        raise DataError(f"{record} does not say which backbone and weights the model started from: "
+                        "run the `transfer` stage again")
+    return plots.transfer_title(info["backbone"], info["pretrained"])
 
 
 def main(argv: list[str] | None = None) -> None:
