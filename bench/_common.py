@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -24,73 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from carbrands import io  # noqa: E402  (needs ROOT on sys.path when run as a script)
+from carbrands import files  # noqa: E402  (needs ROOT on sys.path when run as a script)
+
+# temporary projects are built as the tests build theirs (tests/helpers.py)
+from tests.helpers import TINY_PARAMS, committed_copy, env, project_params, run, write_params  # noqa: E402, F401
 
 # where the JSON results go; the tests point it at a temporary directory
 OUT_DIR = Path(os.environ.get("CARBRANDS_BENCH_OUT", ROOT / "bench" / "out"))
 MB = 1024**2
-
-
-# -- params and projects ------------------------------------------------------------
-
-# Tiny params under which every stage runs in a minute or two (the end-to-end test
-# and `pipeline.py --tiny` use them).
-TINY_PARAMS = {
-    "synth": {"brands": 3, "per_brand": {"train": 14, "val": 5, "test": 5},
-              "planted_exact": 1, "planted_near": 1},
-    "data": {"image_size": 32},
-    "train": {"filters": [8, 16], "dropout": [0.1, 0.1], "dense_units": 16, "epochs": 2,
-              "batch_size": 16},
-    "transfer": {"weights": "none", "dense_units": 16, "batch_size": 16,
-                 "head": {"epochs": 1}, "fine_tune": {"epochs": 1}},
-    "evaluate": {"bootstrap": 50, "grid_images": 4, "gradcam_images": 2},
-    "optimizers": {"epochs": 1},
-}
-
-def merge(base: dict, override: dict) -> dict:
-    """Deep-merge override into base (in place) and return base."""
-    for k, v in override.items():
-        base[k] = merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return base
-
-
-def project_params(overrides: dict) -> dict:
-    """The project's params.yaml with overrides merged in."""
-    return merge(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
-
-
-def write_params(project: Path, params: dict) -> None:
-    io.write_text(project / "params.yaml", yaml.safe_dump(params, sort_keys=False))
-
-
-def copy_project(dest: Path) -> Path:
-    """Copy the files git tracks or would track (untracked but not ignored) to dest,
-    as a fresh clone would hold them: no data, no models, no DVC cache."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
-    for rel in filter(None, files):
-        if (ROOT / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-    return dest
-
-
-def env() -> dict:
-    """The environment for project commands: this interpreter's bin first on PATH (dvc's
-    stage commands call `python`), the project importable from any directory."""
-    return dict(os.environ,
-                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-                TF_CPP_MIN_LOG_LEVEL="2")
-
-
-def run(args: list[str], cwd: Path) -> str:
-    """Run a command; return its stdout, or stop with its output when it fails."""
-    proc = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True)
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(map(str, args))} failed (exit {proc.returncode}):\n"
-                         f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc.stdout
 
 
 # -- measured steps --------------------------------------------------------------------
@@ -192,26 +132,18 @@ def _smaps_rollup(pid: int) -> dict[str, int]:
 
 # -- a prepared synthetic dataset -------------------------------------------------------
 
-def synth_command(brands: int, per_brand: dict, seed: int, planted: int, jpeg_quality: int) -> list[str]:
-    """The `synthesize` stage's one call, with any number of brands: params.py caps
-    synth.brands at the 16 named brands, the library does not."""
-    code = ("from carbrands import synth\n"
-            f"s = synth.generate_dataset('data/synthetic', {brands}, {per_brand!r}, {seed}, "
-            f"{planted}, {planted}, {jpeg_quality})\n"
-            "print(s['seconds'], 's on', s['workers'], 'processes')\n")
-    return [sys.executable, "-c", code]
-
-
 def build_prepared(project: Path, brands: int, per_brand: dict, image_size: int, planted: int = 0) -> list[Step]:
     """Generate a synthetic dataset in project/data/synthetic, audit it and prepare it
     at image_size, each step a measured process; returns the steps."""
     project.mkdir(parents=True, exist_ok=True)
-    p = project_params({"data": {"dir": "data/synthetic", "image_size": image_size}})
+    p = project_params({"data": {"dir": "data/synthetic", "image_size": image_size},
+                        "synth": {"out_dir": "data/synthetic", "brands": brands, "per_brand": per_brand,
+                                  "planted_exact": planted, "planted_near": planted}})
     write_params(project, p)
     n = brands * sum(per_brand.values())
     return [
-        run_measured("synthesize", synth_command(brands, per_brand, p["seed"], planted, p["synth"]["jpeg_quality"]), project, n),
-        run_measured("stats", [sys.executable, "-m", "stages.stats"], project, n),
+        run_measured("synthesize", [sys.executable, "-m", "stages.synthesize"], project, n),
+        run_measured("audit", [sys.executable, "-m", "stages.audit"], project, n),
         run_measured(f"prepare@{image_size}", [sys.executable, "-m", "stages.prepare"], project, n),
     ]
 
@@ -250,6 +182,6 @@ def _fmt(v) -> str:
 def save_json(name: str, data: dict, tiny: bool) -> Path:
     """bench/out/<name>.json, or <name>-tiny.json: a --tiny run (the tests) keeps the real figures."""
     path = OUT_DIR / f"{name}{'-tiny' if tiny else ''}.json"
-    io.write_json(path, data)
+    files.write_json(path, data)
     print(f"\nwritten: {path}")
     return path

@@ -17,8 +17,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 
-from carbrands import io, params, prepared, seeding, training  # noqa: E402
-from carbrands.models import build_cnn  # noqa: E402
+from carbrands import files, params, seeding  # noqa: E402
+from carbrands.data import prepared  # noqa: E402
+from carbrands.data.pipeline import train_val_datasets  # noqa: E402
+from carbrands.models.cnn import build_cnn  # noqa: E402
+from carbrands.training.devices import set_mixed_precision  # noqa: E402
+from carbrands.training.optimizers import compile_model, make_optimizer  # noqa: E402
 
 WARMUP = 2  # steps before timing: graph tracing, the first shuffle-buffer fill
 
@@ -27,7 +31,7 @@ def main(data: Path, steps: int, out: Path) -> None:
     p = params.load("params.yaml")
     cfg = p["train"]
     seeding.set_global_seed(p["seed"])
-    training.set_mixed_precision(cfg["mixed_precision"])
+    set_mixed_precision(cfg["mixed_precision"])
     size = prepared.load_meta(data)["image_size"]
     classes = prepared.load_classes(data)
     train, val = prepared.load_split(data, "train"), prepared.load_split(data, "val")
@@ -35,7 +39,7 @@ def main(data: Path, steps: int, out: Path) -> None:
 
     # built once, as the train stage builds it: its memory (the arrays, the shuffle
     # buffer) is then what the stage holds
-    train_ds, val_ds = (ds.repeat() for ds in training.train_val_datasets(train, val, bs, p["seed"], p["augment"]))
+    train_ds, val_ds = (ds.repeat() for ds in train_val_datasets(train, val, bs, p["seed"], p["augment"]))
 
     # the input pipeline alone; its first batch waits for the shuffle buffer to fill, which
     # the train stage also waits for at the start of every epoch
@@ -48,11 +52,11 @@ def main(data: Path, steps: int, out: Path) -> None:
 
     noop = keras.Sequential([keras.Input((size, size, 3)), keras.layers.GlobalAveragePooling2D(),
                              keras.layers.Dense(len(classes), activation="softmax")], name="noop")
-    training.compile_model(noop, training.make_optimizer(cfg["optimizer"], cfg["learning_rate"]))
+    compile_model(noop, make_optimizer(cfg["optimizer"], cfg["learning_rate"]))
     noop_s = _fit_seconds(noop, train_ds, steps)
 
     model = build_cnn(len(classes), size, cfg)
-    training.compile_model(model, training.make_optimizer(cfg["optimizer"], cfg["learning_rate"], cfg["momentum"]))
+    compile_model(model, make_optimizer(cfg["optimizer"], cfg["learning_rate"], cfg["momentum"]))
     step_s = _fit_seconds(model, train_ds, steps)
     # one augmented batch, cached and repeated: the model's speed with no input work at all
     cached_s = _fit_seconds(model, train_ds.take(1).cache().repeat(), steps)
@@ -71,7 +75,7 @@ def main(data: Path, steps: int, out: Path) -> None:
         "input_only_ips": round(bs / input_s, 1), "noop_model_ips": round(bs / noop_s, 1),
         "first_batch_seconds": round(first_batch, 2), "device": _device(),
     }
-    io.write_json(out, result)
+    files.write_json(out, result)
 
 
 def _device() -> str:

@@ -1,7 +1,7 @@
 """Images per second delivered by the training input, with no model, against the
 notebook's ImageDataGenerator on the same images at the same size.
 
-Ours: prepared uint8 arrays -> training.make_dataset with the augmenter from
+Ours: prepared uint8 arrays -> make_dataset with the augmenter from
 build_augmenter(params' augment) -> batches of 32 (what the `train` stage feeds
 its model). Notebook: ImageDataGenerator(rescale, shifts, zoom, shear, flip,
 brightness).flow_from_directory over the JPEG folder (decodes every file in
@@ -71,15 +71,17 @@ def main() -> None:
 def measure_library(project: Path, batches: int) -> list[dict]:
     """The library's input pipeline with and without op determinism (the train stage
     turns it on; a stateful augmenter map would then run on one core)."""
-    from carbrands import params, prepared, seeding, training
-    from carbrands.augment import build_augmenter
+    from carbrands import params, seeding
+    from carbrands.data import prepared
+    from carbrands.data.augment import build_augmenter
+    from carbrands.data.pipeline import make_dataset
 
     p = params.load(project / "params.yaml")
     train = prepared.load_split(project / "data/prepared", "train")
 
     def run(label):
         augmenter = build_augmenter(p["augment"])
-        ds = training.make_dataset(train.images, train.labels, BATCH, True, p["seed"], augmenter)
+        ds = make_dataset(train.images, train.labels, BATCH, True, p["seed"], augmenter)
         return _time_batches(label, iter(ds.repeat()), batches, lambda b: int(b[1].shape[0]))
 
     free = run("library, op determinism off")

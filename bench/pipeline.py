@@ -36,7 +36,7 @@ NOOP_TARGET_S = 3
 # their outputs change.
 OPTIMIZER_RUNS = "optimizers@*"
 EXPECTED = {
-    "seed": ["synthesize", "stats", "augment_check", "train", "pretrained", "transfer", "evaluate@cnn",
+    "seed": ["synthesize", "audit", "augment_check", "train", "pretrained", "transfer", "evaluate@cnn",
              "evaluate@transfer", OPTIMIZER_RUNS],
     "synth.jpeg_quality": ["synthesize"],
     "data.image_size": ["prepare"],
@@ -71,14 +71,7 @@ def main() -> None:
 
 def fresh_copy(dest: Path, tiny: bool) -> Path:
     """The project as a fresh clone holds it, committed to a new git repository."""
-    dest.mkdir(parents=True)
-    common.copy_project(dest)
-    if tiny:
-        common.write_params(dest, common.project_params(common.TINY_PARAMS))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "bench"]):
-        common.run(cmd, dest)
-    return dest
+    return common.committed_copy(dest, common.TINY_PARAMS if tiny else None)
 
 
 def params_changes(project: Path) -> list[dict]:

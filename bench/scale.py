@@ -2,9 +2,9 @@
 (16,467 JPEGs, 320 px wide), synthetic.
 
 Each step runs as its own process in a temporary project (its own params.yaml):
-synthesize, stats, prepare at 224 and at the default size 64; then, per size, a
+synthesize, audit, prepare at 224 and at the default size 64; then, per size, a
 training probe that times a limited number of CNN steps (build_cnn with the
-default train params, fed by training.make_dataset with the augmenter, op
+default train params, fed by carbrands.data.pipeline.make_dataset with the augmenter, op
 determinism on, as the train stage runs) and extrapolates to one epoch.
 "The training loop never waits on input" is checked by feeding the same model
 once from the input pipeline and once from one cached batch (no input work):
@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _common as common  # noqa: E402
-from carbrands import io  # noqa: E402
+from carbrands import files  # noqa: E402
 
 FULL = dict(brands=33, per_brand={"train": 349, "val": 75, "test": 75}, sizes=(64, 224), planted=4,
             steps={64: 30, 224: 10})
@@ -58,7 +58,7 @@ def main() -> None:
                 f"train probe@{size}", [sys.executable, str(PROBE), str(project / f"prepared-{size}"),
                                         str(n_steps), str(out)], project)
             steps.append(step)
-            training.append({**io.read_json(out), "probe_seconds": step.seconds,
+            training.append({**files.read_json(out), "probe_seconds": step.seconds,
                              "probe_tree_pss_mb": step.tree_pss_mb, "probe_tree_anon_mb": step.tree_anon_mb})
 
     _print_steps(steps)

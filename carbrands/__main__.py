@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-# TensorFlow's C++ start-up chatter would bury the predictions.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from carbrands import predict  # noqa: E402
-from carbrands.errors import UserError  # noqa: E402
+from carbrands import predict
+from carbrands.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 
 def default_workers() -> int:

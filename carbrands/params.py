@@ -6,19 +6,19 @@ TensorFlow minutes later.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
+from carbrands.data.names import RESIZE_MODES, SPLITS
 from carbrands.errors import ParamError
+from carbrands.models.names import BACKBONES, POOLINGS
+from carbrands.training.names import OPTIMIZERS, STRATEGIES
 
-OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
-RESIZE_MODES = ("pad", "crop", "stretch")
-STRATEGIES = ("default", "mirrored", "multi_worker")
-POOLINGS = ("global", "flatten")
-BACKBONES = ("vgg16", "resnet50", "efficientnetv2b0", "mobilenetv3small")
-SPLITS = ("train", "val", "test")
+# Beyond the 16 named brands the synthesizer numbers them; the benchmarks' large datasets need that.
+MAX_SYNTH_BRANDS = 1000
 
 
 # -- checkers: each returns the (possibly converted) value or raises ParamError
@@ -127,7 +127,7 @@ SCHEMA = _section({
     "seed": _int(0, 2**31 - 1),
     "synth": _section({
         "out_dir": _str,
-        "brands": _int(2, 16),
+        "brands": _int(2, MAX_SYNTH_BRANDS),
         "per_brand": _section({s: _int(1, 100000) for s in SPLITS}),
         "planted_exact": _int(0, 1000),
         "planted_near": _int(0, 1000),

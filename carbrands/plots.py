@@ -4,29 +4,23 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from carbrands.io import atomic_path  # noqa: E402
+from carbrands.files import atomic_path  # noqa: E402
 
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-
-
-def transfer_title(backbone: str, pretrained: bool) -> str:
-    """The transfer model's name in figure titles and the report: its backbone, and
-    whether it started from random weights."""
-    return f"Transfer model ({backbone.upper()}" + (")" if pretrained else ", not pretrained)")
 
 
 def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], path: str | Path,

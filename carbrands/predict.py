@@ -1,7 +1,7 @@
 """`python -m carbrands predict`: the top-k brands for new photos.
 
 Each file is decoded and resized exactly as `prepare` did for training
-(carbrands/images.py), at the model's own input size. A file that is no usable
+(carbrands/data/images.py), at the model's own input size. A file that is no usable
 image gets one line on stderr saying why; the others are still predicted, and the
 exit status says that something was skipped.
 """
@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
+import pandas as pd
 
-from carbrands import io, prepared
+from carbrands import params
+from carbrands.data import prepared
+from carbrands.data.images import UnusableImage, load_for_model
+from carbrands.data.names import RESIZE_MODES
 from carbrands.errors import UserError
-from carbrands.images import RESIZE_MODES, UnusableImage, load_for_model
+from carbrands.evaluation.scores import load_model, predict_probabilities
+from carbrands.files import read_json, write_csv
 
 # Files taken from a folder; a file named on the command line is always tried.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-DEFAULT_MAX_PIXELS = 40_000_000   # as data.max_image_pixels in params.yaml: refuses decompression bombs
 BATCH = 32
 EXIT_SKIPPED = 1   # some files were not usable images
 EXIT_SETUP = 2     # nothing could be predicted: model, classes or arguments
+PARAMS = "params.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resize", choices=RESIZE_MODES,
                         help="how images are fitted to the square input (default: the mode in meta.json "
                              "beside --classes, i.e. what the model was trained with)")
-    parser.add_argument("--max-pixels", type=_positive, default=DEFAULT_MAX_PIXELS,
-                        help="refuse larger images (default: %(default)s)")
+    parser.add_argument("--max-pixels", type=_positive,
+                        help="refuse larger images, decompression bombs (default: data.max_image_pixels "
+                             "in params.yaml)")
     parser.add_argument("--csv", help="also write the predictions to this CSV file (path, rank, brand, probability)")
 
 
@@ -78,7 +84,7 @@ def resize_mode(classes_path: Path, override: str | None) -> str:
 def load_classes(path: Path, n_outputs: int) -> list[str]:
     if not path.is_file():
         raise UserError(f"{path} is missing: run the `prepare` stage or pass --classes")
-    classes = io.read_json(path)
+    classes = read_json(path)
     if not isinstance(classes, list) or len(classes) != n_outputs:
         raise UserError(f"{path} lists {len(classes) if isinstance(classes, list) else 'no'} classes, "
                         f"the model predicts {n_outputs}: pass the classes the model was trained on")
@@ -108,10 +114,18 @@ def _batches(files: list[Path], size: int, mode: str, max_pixels: int, problems:
         yield ready, np.stack(pixels)
 
 
+def max_pixels(override: int | None) -> int:
+    """--max-pixels, else the project's data.max_image_pixels (params.yaml in the working folder)."""
+    if override:
+        return override
+    if not Path(PARAMS).is_file():
+        raise UserError(f"{PARAMS} is not in this folder: pass --max-pixels")
+    return params.load(PARAMS)["data"]["max_image_pixels"]
+
+
 def run(args: argparse.Namespace) -> int:
     """Predict every file; return the exit status (0 all predicted, 1 some skipped)."""
-    from carbrands.evaluation import load_model, predict_probabilities
-
+    limit = max_pixels(args.max_pixels)
     model = load_model(args.model)
     classes = load_classes(Path(args.classes), model.output_shape[-1])
     mode = resize_mode(Path(args.classes), args.resize)
@@ -125,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped {line}", file=sys.stderr)
     rows, predicted = [], 0
     width = max((len(c) for c in classes), default=0)
-    for paths, pixels in _batches(files, size, mode, args.max_pixels, problems):
+    for paths, pixels in _batches(files, size, mode, limit, problems):
         probabilities = predict_probabilities(model, pixels)
         for path, probs in zip(paths, probabilities):
             predicted += 1
@@ -134,9 +148,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {rank}. {classes[label]:<{width}}  {p:6.1%}")
                 rows.append({"path": str(path), "rank": rank, "brand": classes[label], "probability": round(p, 6)})
     if args.csv:
-        import pandas as pd
-
-        io.write_csv(args.csv, pd.DataFrame(rows, columns=["path", "rank", "brand", "probability"]))
+        write_csv(args.csv, pd.DataFrame(rows, columns=["path", "rank", "brand", "probability"]))
     if problems:
         print(f"{len(problems)} path(s) skipped, {predicted} image(s) predicted", file=sys.stderr)
         return EXIT_SKIPPED

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from carbrands.errors import UserError
-from carbrands.io import atomic_path
+from carbrands.files import atomic_path
 from carbrands.stage import run
 
 HERE = Path(__file__).resolve().parent

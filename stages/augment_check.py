@@ -3,23 +3,20 @@ versions, drawn through the augmenter that training calls (build_augmenter).
 
 Output: plots/augment/grid.png.
 """
-from pathlib import Path
-
 import numpy as np
 
-from carbrands import params, plots, prepared, seeding, stage
-from carbrands.augment import build_augmenter
+from carbrands import params, paths, plots, seeding, stage
+from carbrands.data import prepared
+from carbrands.data.augment import build_augmenter
 
-PREPARED = Path("data/prepared")
-GRID = Path("plots/augment/grid.png")
 IMAGES = 8
 
 
 def main() -> None:
     p = params.load()
     seeding.set_global_seed(p["seed"])
-    classes = prepared.load_classes(PREPARED)
-    train = prepared.load_split(PREPARED, "train")
+    classes = prepared.load_classes(paths.PREPARED)
+    train = prepared.load_split(paths.PREPARED, "train")
     rows = np.sort(np.random.default_rng(p["seed"]).choice(len(train), min(IMAGES, len(train)), replace=False))
     originals = np.asarray(train.images[rows])
 
@@ -31,9 +28,9 @@ def main() -> None:
         images += [original, changed.round().astype(np.uint8)]
         titles += [f"{classes[label]}\noriginal", f"{classes[label]}\naugmented"]
     names = augmenter.transforms
-    plots.image_grid(images, titles, GRID, cols=4,
+    plots.image_grid(images, titles, paths.AUGMENT_GRID, cols=4,
                      title="Training augmentation: " + (", ".join(names) if names else "none (all off)"))
-    print(f"augment_check: {len(rows)} images through {', '.join(names) or 'no transforms'} -> {GRID}")
+    print(f"augment_check: {len(rows)} images through {', '.join(names) or 'no transforms'} -> {paths.AUGMENT_GRID}")
 
 
 if __name__ == "__main__":

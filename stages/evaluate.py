@@ -9,63 +9,54 @@ confusion.png, correct.png, wrong.png, gradcam.png.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from carbrands import evaluation, evaluation_plots, io, params, plots, prepared, seeding, stage
-from carbrands.errors import DataError, UserError
-
-PREPARED = Path("data/prepared")
-MODELS = ("cnn", "transfer")   # the dvc.yaml matrix
+from carbrands import files, params, paths, seeding, stage
+from carbrands.data import prepared
+from carbrands.errors import UserError
+from carbrands.evaluation import figures, scores
+from carbrands.models import labels
 
 
 def title_for(model: str) -> str:
     """The model's name for figure titles; says so when the transfer backbone started
-    from random weights (the transfer stage's metrics record how it started)."""
-    if model == "cnn":
-        return "CNN"
-    record = Path("metrics/train/transfer.json")
-    if not record.is_file():
-        raise DataError(f"{record} is missing: run the `transfer` stage first")
-    info = io.read_json(record)
-    if "pretrained" not in info or "backbone" not in info:
-        raise DataError(f"{record} does not say which backbone and weights the model started from: "
-                        "run the `transfer` stage again")
-    return plots.transfer_title(info["backbone"], info["pretrained"])
+    from random weights."""
+    return "CNN" if model == "cnn" else labels.transfer_title(*labels.transfer_start(paths.train_metrics("transfer")))
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] not in MODELS:
-        raise UserError(f"usage: python -m stages.evaluate {'|'.join(MODELS)} (got {' '.join(args) or 'nothing'})")
+    if len(args) != 1 or args[0] not in paths.MODELS:
+        raise UserError(f"usage: python -m stages.evaluate {'|'.join(paths.MODELS)} "
+                        f"(got {' '.join(args) or 'nothing'})")
     name = args[0]
     p = params.load()
     cfg = p["evaluate"]
     seeding.set_global_seed(p["seed"])
 
-    model_path = Path("models") / f"{name}.keras"
-    model = evaluation.load_model(model_path)
-    classes = prepared.load_classes(PREPARED)
-    test = prepared.load_split(PREPARED, "test")
-    evaluation.check_compatible(model, test.images, len(classes), str(model_path))
+    model_path = paths.model(name)
+    model = scores.load_model(model_path)
+    classes = prepared.load_classes(paths.PREPARED)
+    test = prepared.load_split(paths.PREPARED, "test")
+    scores.check_compatible(model, test.images, len(classes), str(model_path))
     title = title_for(name)
 
-    metrics, per_class, confusion, probabilities = evaluation.evaluate_split(
+    metrics, per_class, confusion, probabilities = scores.evaluate_split(
         model, test.images, test.labels, classes, cfg["bootstrap"], p["seed"])
     predicted = probabilities.argmax(axis=1)
 
     # the folder is replaced as a whole: no figure of an earlier run is left behind
-    with io.atomic_path(Path("plots/evaluate") / name) as out:
+    with files.atomic_path(paths.evaluate_plots(name)) as out:
         # 4 decimals: the 17-digit floats are unreadable, and 75 images a class need no more
-        io.write_csv(out / "per_class.csv", per_class.round(4))
-        io.write_csv(out / "confusion.csv", confusion)
-        evaluation_plots.plot_confusion(test.labels, predicted, classes, out / "confusion.png",
-                                  f"{title}: confusion matrix on the test set")
-        n_right, n_wrong = evaluation_plots.prediction_grids(
+        files.write_csv(out / "per_class.csv", per_class.round(4))
+        files.write_csv(out / "confusion.csv", confusion)
+        figures.plot_confusion(test.labels, predicted, classes, out / "confusion.png",
+                               f"{title}: confusion matrix on the test set")
+        n_right, n_wrong = figures.prediction_grids(
             test.images, test.labels, probabilities, classes, out / "correct.png", out / "wrong.png",
             cfg["grid_images"], p["seed"], title)
-        evaluation_plots.plot_gradcam(model, test.images, test.labels, probabilities, classes, out / "gradcam.png",
-                                cfg["gradcam_images"], p["seed"], title)
-    io.write_json(Path("metrics/evaluate") / f"{name}.json", {**metrics, "model": name})
+        figures.plot_gradcam(model, test.images, test.labels, probabilities, classes, out / "gradcam.png",
+                             cfg["gradcam_images"], p["seed"], title)
+    files.write_json(paths.evaluate_metrics(name), {**metrics, "model": name})
     print(f"evaluate {name}: test accuracy {metrics['accuracy']:.3f} "
           f"(95% CI {metrics['accuracy_ci95_low']:.3f}-{metrics['accuracy_ci95_high']:.3f}), "
           f"top-3 {metrics['top3_accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}, "

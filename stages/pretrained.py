@@ -3,26 +3,22 @@
 Outputs: models/pretrained/<backbone>_notop.weights.h5, metrics/pretrained.json
 (route, whether the weights are pretrained at all, and a hash of the weight values).
 """
-from pathlib import Path
-
-from carbrands import params, seeding, stage, weights
-from carbrands.io import write_json
-
-OUT_DIR = Path("models/pretrained")
-METRICS = Path("metrics/pretrained.json")
+from carbrands import params, paths, seeding, stage
+from carbrands.files import write_json
+from carbrands.models import weights
 
 
 def main() -> None:
     p = params.load()
     backbone, source = p["transfer"]["backbone"], p["transfer"]["weights"]
     seeding.set_global_seed(p["seed"])  # only `none` draws random numbers
-    out = OUT_DIR / weights.weights_filename(backbone)
+    out = paths.PRETRAINED / weights.weights_filename(backbone)
     record = weights.obtain(backbone, source, out)
     # one weights file in the directory: a file of another backbone must not linger
-    for old in OUT_DIR.glob("*.weights.h5"):
+    for old in paths.PRETRAINED.glob("*.weights.h5"):
         if old != out:
             old.unlink()
-    write_json(METRICS, record)
+    write_json(paths.PRETRAINED_METRICS, record)
     state = "pretrained" if record["pretrained"] else "NOT pretrained (random initialisation)"
     print(f"{backbone} weights via {record['route']}: {out} ({state}, values sha256 {record['sha256'][:12]})")
 

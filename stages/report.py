@@ -2,14 +2,21 @@
 comparison figures that span stages (plots/report/)."""
 from pathlib import Path
 
-from carbrands import params, report, stage
-from carbrands.io import write_text
+from carbrands import params, paths, stage
+from carbrands.evaluation import report, report_figures
+from carbrands.files import write_text
+from carbrands.models.labels import transfer_start, transfer_title
 
 
 def main() -> None:
     p = params.load()
-    text = report.build(Path("."), list(p["optimizers"]["runs"]))
-    write_text("REPORT.md", text)
+    root = Path(".")
+    runs = report.optimizer_runs(root, list(p["optimizers"]["runs"]))
+    backbone, pretrained = transfer_start(paths.train_metrics("transfer"))
+    label = transfer_title(backbone, pretrained)
+    report_figures.draw_comparisons(root, runs, label)
+    text = report.build(root, runs, label, pretrained)
+    write_text(paths.REPORT, text)
     print(f"report: wrote REPORT.md ({len(text.splitlines())} lines)")
 
 

@@ -1,11 +1,12 @@
 """Stage `synthesize`: draw the built-in synthetic dataset (synth.out_dir) in the Kaggle layout.
 
-Every image's randomness is derived from `seed` (see carbrands/synth.py), so the
+Every image's randomness is derived from `seed` (see carbrands/data/synth.py), so the
 stage needs no global seeding: the same params give the same bytes.
 """
 from __future__ import annotations
 
-from carbrands import params, stage, synth
+from carbrands import params, stage
+from carbrands.data import synth
 
 
 def main() -> None:

@@ -1,7 +1,10 @@
 import os
+import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import TINY_PARAMS, committed_copy, run, write_tiny
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,6 +23,17 @@ def real_cars() -> Path:
 @pytest.fixture
 def tiny_prepared(tmp_path):
     """A small learnable prepared dataset (3 classes, 32x32) as `prepare` would write it."""
-    from carbrands.prepared import write_tiny
     return write_tiny(tmp_path / "prepared", ["Alpha", "Beta Motors", "Gamma-Works"],
                       {"train": 24, "val": 8, "test": 8}, image_size=32)
+
+
+@pytest.fixture(scope="session")
+def tiny_repro(tmp_path_factory) -> tuple[Path, float]:
+    """A copy of the project as a fresh clone holds it, committed to its own git repository,
+    with tiny params, after a real `dvc repro` of the whole pipeline: (folder, seconds the
+    repro took). Run once per session: the end-to-end tests and the pipeline benchmark
+    (tests/test_bench.py) all look at this one run."""
+    dest = committed_copy(tmp_path_factory.mktemp("clone"), TINY_PARAMS)
+    start = time.perf_counter()
+    run(["dvc", "repro"], dest)
+    return dest, time.perf_counter() - start

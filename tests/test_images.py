@@ -6,9 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from carbrands.images import UnusableImage, decode, decode_bytes, load_for_model, resize
+from carbrands.data.images import UnusableImage, decode_bytes, load_for_model, read_bytes, resize
 
 BIG = 10**8
+
+
+def decode(path, max_pixels):
+    """One file into uint8 RGB, as the audit decodes it (exact pixels, no draft)."""
+    return decode_bytes(read_bytes(path), max_pixels)[0]
 
 
 def _rgb(w=40, h=30):

@@ -3,8 +3,8 @@ from collections import Counter
 
 import pytest
 
+from carbrands.data.layout import class_names, discover
 from carbrands.errors import DataError
-from carbrands.layout import class_names, discover
 
 
 def _touch(root, *paths):

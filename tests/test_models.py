@@ -8,7 +8,7 @@ import yaml
 
 from carbrands import params
 from carbrands.errors import ParamError
-from carbrands.models import build_cnn
+from carbrands.models.cnn import build_cnn
 
 ROOT = Path(__file__).resolve().parents[1]
 

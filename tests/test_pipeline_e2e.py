@@ -1,46 +1,104 @@
-"""The real `dvc repro` of the whole pipeline on tiny params, in a temporary copy
-of the project (the files git tracks or would track), then DVC's view of what
-a params change reruns."""
+"""The real `dvc repro` of the whole pipeline on tiny params, in a temporary copy of
+the project (conftest's tiny_repro): every output is there, the numbers in the
+metric files are right and agree with each other, and DVC's view of what a params
+change reruns."""
 import json
-from pathlib import Path
+import math
 
+import pandas as pd
 import pytest
 import yaml
 
-from bench import _common as projects  # the benchmarks build their temporary projects alike
+from carbrands import paths
+from tests.helpers import TINY_PARAMS, run
 
 
 def _changed_stages(cwd) -> set[str]:
-    return set(json.loads(projects.run(["dvc", "status", "--json"], cwd)))
+    return set(json.loads(run(["dvc", "status", "--json"], cwd)))
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    dest = projects.copy_project(tmp_path_factory.mktemp("clone"))
-    projects.write_params(dest, projects.project_params(projects.TINY_PARAMS))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"]):
-        projects.run(cmd, dest)
-    projects.run(["dvc", "repro"], dest)
-    return dest
+def _metrics(project, path) -> dict:
+    return json.loads((project / path).read_text())
+
+
+def chance_p_value(correct: int, n: int, classes: int) -> float:
+    """P(at least `correct` of n right) for a model that guesses among `classes` brands."""
+    p = 1 / classes
+    return sum(math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(correct, n + 1))
 
 
 @pytest.mark.slow
-def test_repro_produces_every_output(project):
-    for out in ["data/prepared/train/images.npy", "models/cnn.keras", "models/transfer.keras",
-                "REPORT.md", "plots/augment/grid.png", "plots/evaluate/cnn/confusion.csv",
-                "plots/evaluate/transfer/gradcam.png", "plots/report/optimizers_accuracy.png"]:
+def test_repro_produces_every_output(tiny_repro):
+    project, _ = tiny_repro
+    for out in [paths.PREPARED / "train/images.npy", paths.model("cnn"), paths.model("transfer"), paths.REPORT,
+                paths.AUGMENT_GRID, paths.evaluate_plots("cnn") / "confusion.csv",
+                paths.evaluate_plots("transfer") / "gradcam.png", paths.REPORT_PLOTS / "optimizers_accuracy.png"]:
         assert (project / out).is_file(), out
-    cnn = json.loads((project / "metrics/evaluate/cnn.json").read_text())
-    assert 0 <= cnn["accuracy"] <= 1 and cnn["n_test"] > 0
-    transfer = json.loads((project / "metrics/train/transfer.json").read_text())
+    transfer = _metrics(project, paths.train_metrics("transfer"))
     assert transfer["pretrained"] is False  # weights: none, chosen explicitly and recorded
-    assert "not pretrained" in (project / "REPORT.md").read_text()
+    assert "not pretrained" in (project / paths.REPORT).read_text()
     assert _changed_stages(project) == set(), "a second look finds changes right after repro"
 
 
 @pytest.mark.slow
-def test_params_changes_rerun_only_dependent_stages(project):
+def test_the_audit_finds_the_planted_copies_and_prepare_drops_them(tiny_repro):
+    project, _ = tiny_repro
+    data = _metrics(project, paths.DATA_METRICS)
+    audit, prepared = data["audit"], data["prepared"]
+    # tiny params plant 1 exact and 1 near copy of a train image in val/test
+    assert audit["planted"]["planted_pairs"] == 2 and audit["planted"]["recall"] == 1.0
+    assert sum(prepared["dropped_leaked"].values()) >= 2
+    brands, per_brand = TINY_PARAMS["synth"]["brands"], TINY_PARAMS["synth"]["per_brand"]
+    assert audit["splits"]["test"]["images"] == brands * per_brand["test"]
+    assert prepared["counts"]["test"] == brands * per_brand["test"] - prepared["dropped_leaked"]["test"]
+    assert prepared["counts"]["train"] == brands * per_brand["train"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", paths.MODELS)
+def test_evaluation_metrics_agree_with_the_predictions(tiny_repro, model):
+    project, _ = tiny_repro
+    m = _metrics(project, paths.evaluate_metrics(model))
+    n_test = _metrics(project, paths.DATA_METRICS)["prepared"]["counts"]["test"]
+    confusion = pd.read_csv(project / paths.evaluate_plots(model) / "confusion.csv")
+    per_class = pd.read_csv(project / paths.evaluate_plots(model) / "per_class.csv")
+    assert m["model"] == model and m["n_test"] == n_test == len(confusion) == per_class["support"].sum()
+    assert m["accuracy"] == pytest.approx((confusion["actual"] == confusion["predicted"]).mean())
+    assert m["accuracy_ci95_low"] <= m["accuracy"] <= m["accuracy_ci95_high"]
+    assert m["accuracy"] <= m["top3_accuracy"] == 1.0   # 3 brands: the top 3 hold every answer
+    assert m["test_loss"] > 0 and 0 <= m["macro_f1"] <= 1
+
+
+@pytest.mark.slow
+def test_the_cnn_scores_above_chance(tiny_repro):
+    """Tiny params train the CNN on 150 drawn cars of 3 brands (it scored 33 of 45 test cars
+    right). It must beat guessing clearly: a model that guesses (1/3 right on each car) does
+    as well with a probability below 0.1 %, i.e. it needs about 25 of 45 right."""
+    project, _ = tiny_repro
+    m = _metrics(project, paths.evaluate_metrics("cnn"))
+    correct = round(m["accuracy"] * m["n_test"])
+    assert chance_p_value(correct, m["n_test"], 3) < 0.001, m
+
+
+@pytest.mark.slow
+def test_training_and_optimizer_metrics_are_consistent(tiny_repro):
+    project, _ = tiny_repro
+    p = yaml.safe_load((project / "params.yaml").read_text())
+    cnn = _metrics(project, paths.train_metrics("cnn"))
+    history = pd.read_csv(project / paths.train_history("cnn"))
+    assert cnn["epochs_run"] == len(history) <= p["train"]["epochs"]
+    assert cnn["best_val_accuracy"] == pytest.approx(history["val_accuracy"].max())
+    assert cnn["train_seconds"] > 0 and cnn["images_per_second"] > 0 and cnn["params"] > 0
+    for name, run_params in p["optimizers"]["runs"].items():
+        m = _metrics(project, paths.optimizer_metrics(name))
+        assert m["run"] == name and m["optimizer"] == run_params["optimizer"]
+        assert m["epochs"] == p["optimizers"]["epochs"] == len(pd.read_csv(project / paths.optimizer_history(name)))
+        assert m["test_accuracy_ci95_low"] <= m["test_accuracy"] <= m["test_accuracy_ci95_high"]
+
+
+@pytest.mark.slow
+def test_params_changes_rerun_only_dependent_stages(tiny_repro):
+    project, _ = tiny_repro
     params_path = project / "params.yaml"
     original = params_path.read_text()
     try:

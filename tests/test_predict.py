@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 from carbrands.__main__ import main
-from carbrands.evaluation import predict_probabilities
-from carbrands.prepared import load_split, write_tiny
+from carbrands.data.prepared import load_split
+from carbrands.evaluation.scores import predict_probabilities
+from tests.helpers import write_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["Alpha", "Beta Motors", "Gamma-Works", "Delta"]

@@ -8,7 +8,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from carbrands.prepared import load_classes, load_meta, load_split
+from carbrands.data.prepared import load_classes, load_meta, load_split
+from stages import audit, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,14 +33,12 @@ def _corpus(root: Path) -> Path:
 
 
 def _run_stages(data_dir: Path, work: Path, monkeypatch, **data) -> Path:
-    from stages import prepare, stats
-
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"].update(dir=str(data_dir), image_size=32, **data)
     work.mkdir(exist_ok=True)
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(work)
-    stats.main()
+    audit.main()
     prepare.main()
     return work
 

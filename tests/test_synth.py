@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from carbrands import synth
+from carbrands.data import synth
 from carbrands.errors import ParamError
 
 TINY = {"train": 4, "val": 2, "test": 2}

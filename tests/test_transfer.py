@@ -2,6 +2,7 @@
 the in-model preprocessing is the backbone's own, and a tiny two-phase run through
 the `pretrained` and `transfer` stages writes what the rest of the pipeline reads."""
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -10,8 +11,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from carbrands import backbones, transfer
+import stages.pretrained
+import stages.transfer
+from carbrands import paths
+from carbrands.data.prepared import load_split
 from carbrands.errors import ParamError
+from carbrands.models import backbones, names, transfer
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW_TO_BUILD = {"resnet50", "efficientnetv2b0"}
@@ -69,18 +74,13 @@ def tiny_project(tmp_path, tiny_prepared, monkeypatch):
     for phase in ("head", "fine_tune"):
         p["transfer"][phase].update(epochs=1)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    shutil.copytree(tiny_prepared, tmp_path / paths.PREPARED)
     monkeypatch.chdir(tmp_path)
-    import stages.transfer
-    monkeypatch.setattr(stages.transfer, "PREPARED", tiny_prepared)
     return tmp_path
 
 
 @pytest.mark.slow
 def test_two_phase_run_writes_history_metrics_and_a_model_for_raw_images(tiny_project, tiny_prepared):
-    import stages.pretrained
-    import stages.transfer
-    from carbrands.prepared import load_split
-
     stages.pretrained.main()
     record = json.loads(Path("metrics/pretrained.json").read_text())
     assert record["route"] == "none" and record["pretrained"] is False
@@ -108,3 +108,7 @@ def test_two_phase_run_writes_history_metrics_and_a_model_for_raw_images(tiny_pr
     accuracy = float((model.predict(np.asarray(val.images, np.float32), verbose=0).argmax(1)
                       == val.labels).mean())
     assert accuracy == pytest.approx(metrics["final_val_accuracy"], abs=1e-6)
+
+
+def test_the_backbone_registry_builds_exactly_the_names_params_allow():
+    assert tuple(backbones.BACKBONES) == names.BACKBONES

@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from carbrands import weights
 from carbrands.errors import WeightsError
+from carbrands.models import weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,7 +146,7 @@ def _imagenet_vgg16_file(tmp_path_factory) -> Path:
 
 
 def _real_split(root: Path, split: str, size: int):
-    from carbrands.images import load_for_model
+    from carbrands.data.images import load_for_model
     classes = sorted(d.name for d in (root / "train").iterdir() if d.is_dir())
     pixels, labels = [], []
     for k, brand in enumerate(classes):

@@ -19,8 +19,6 @@ import numpy as np
 
 from carbrands.errors import DataError
 
-SPLITS = ("train", "val", "test")
-
 
 @dataclass
 class Split:
@@ -76,23 +74,3 @@ class SplitWriter:
         del self.images
         np.save(self.directory / "labels.npy", self.labels)
         (self.directory / "paths.txt").write_text("".join(p + "\n" for p in self.paths))
-
-
-def write_tiny(prepared_dir: str | Path, classes: list[str], per_class: dict[str, int],
-               image_size: int = 32, seed: int = 0) -> Path:
-    """Write a small, learnable prepared dataset (class k is brightest in colour channel
-    k % 3, with a class-specific stripe): for tests of the stages after `prepare`."""
-    rng = np.random.default_rng(seed)
-    prepared_dir = Path(prepared_dir)
-    for split, n in per_class.items():
-        w = SplitWriter(prepared_dir / split, n * len(classes), image_size)
-        for k in range(len(classes)):
-            for i in range(n):
-                img = rng.integers(0, 90, (image_size, image_size, 3))
-                img[..., k % 3] += 120
-                img[(k * 5) % image_size: (k * 5) % image_size + 4] = 250
-                w.put(k * n + i, img.clip(0, 255).astype(np.uint8), k, f"{split}/{classes[k]}/{i}.jpg")
-        w.close()
-    (prepared_dir / "classes.json").write_text(json.dumps(classes))
-    (prepared_dir / "meta.json").write_text(json.dumps({"image_size": image_size, "resize": "pad"}))
-    return prepared_dir

@@ -11,15 +11,14 @@ can account for all of them. The class order is decided once, in class_names().
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
 from carbrands.errors import DataError
 
-SPLITS = ("train", "val", "test")
 _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                   "validation": "val", "test": "test", "testing": "test"}
 _SYSTEM_FILES = {"thumbs.db", "desktop.ini", "ehthumbs.db"}
@@ -172,7 +171,8 @@ def _skip_reason(name: str, otherwise: str) -> str:
     return "hidden or system file" if is_hidden_or_system(name) else otherwise
 
 
-def _read_split(folder: Path, split: str, data_dir: Path, classes: dict, empty: list, flat: bool = False) -> list[Entry]:
+def _read_split(folder: Path, split: str, data_dir: Path, classes: dict, empty: list,
+                flat: bool = False) -> list[Entry]:
     entries = []
     for child in sorted(folder.iterdir()):
         if child.is_file():

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
+from carbrands.data.names import RESIZE_MODES
+
 # A truncated file must be refused, not silently completed with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-RESIZE_MODES = ("pad", "crop", "stretch")
 PAD_COLOUR = (128, 128, 128)   # neutral grey: no brand colour, mid-range for normalisation
 _RESAMPLE = Image.Resampling.LANCZOS
 _WHITE = (255, 255, 255)
@@ -34,13 +35,8 @@ class UnusableImage(Exception):
         self.format = format
 
 
-def decode(path: str | Path, max_pixels: int) -> np.ndarray:
-    """Read one image file into uint8 RGB (H, W, 3), EXIF orientation applied."""
-    return decode_bytes(read_bytes(path), max_pixels)[0]
-
-
 def load_for_model(path: str | Path, size: int, mode: str, max_pixels: int) -> np.ndarray:
-    """decode + resize: the (size, size, 3) uint8 input the models take."""
+    """Decode (RGB, EXIF orientation applied) and resize: the (size, size, 3) uint8 input the models take."""
     pixels, _ = decode_bytes(read_bytes(path), max_pixels, draft_size=size)
     return resize(pixels, size, mode)
 

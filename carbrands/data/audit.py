@@ -7,15 +7,16 @@ and never hands pixels back, so memory stays flat however large the dataset is.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from carbrands.images import UnusableImage, decode_bytes, read_bytes
-from carbrands.layout import SPLITS, Layout
+from carbrands.data.images import UnusableImage, decode_bytes, read_bytes
+from carbrands.data.layout import Layout
+from carbrands.data.names import SPLITS
 from carbrands.parallel import default_workers, parallel_map
 
 MANIFEST_COLUMNS = ["split", "class", "path", "origin", "format", "width", "height", "bytes",
@@ -282,7 +283,8 @@ def summarize(layout: Layout, manifest: pd.DataFrame, duplicates: pd.DataFrame,
             "cross_split_pairs": len(duplicates),
             "cross_split_exact": int((duplicates["kind"] == "exact").sum()),
             "cross_split_near": int((duplicates["kind"] == "near").sum()),
-            "leaked_from_train": {s: int(leaks.loc[leaks["split_b"] == s, "path_b"].nunique()) for s in ("val", "test")},
+            "leaked_from_train": {s: int(leaks.loc[leaks["split_b"] == s, "path_b"].nunique())
+                                  for s in ("val", "test")},
             "val_test_pairs": int(((duplicates["split_a"] == "val") & (duplicates["split_b"] == "test")).sum()),
             "cross_class_pairs": int((duplicates["class_a"] != duplicates["class_b"]).sum()),
             "exact_copies_within_a_split": exact_within,

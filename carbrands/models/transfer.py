@@ -17,10 +17,15 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
-from carbrands.backbones import backbone_spec, check_image_size
+from carbrands.data.augment import build_augmenter
+from carbrands.data.pipeline import in_memory_batches, make_dataset
+from carbrands.data.prepared import Split
 from carbrands.errors import ParamError, WeightsError
-
+from carbrands.models.backbones import backbone_spec, check_image_size
+from carbrands.training.fit import fit
+from carbrands.training.optimizers import compile_model, make_optimizer
 
 # ImageNet channel means in BGR order, as keras.applications' "caffe" preprocessing subtracts them
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -140,38 +145,31 @@ class TrainResult:
 
 def feature_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool, seed: int):
     """Batches of cached backbone features, shuffled per epoch like the image datasets."""
-    import tensorflow as tf
-
-    from carbrands import training
-
-    ds = training.in_memory_batches(features, labels, batch_size, shuffle, seed).prefetch(tf.data.AUTOTUNE)
-    ds.num_examples = len(labels)
-    return ds
+    return in_memory_batches(features, labels, batch_size, shuffle, seed).prefetch(tf.data.AUTOTUNE)
 
 
-def train_two_phases(parts: Parts, train, val, cfg: dict, aug_params: dict, seed: int) -> TrainResult:
+def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_params: dict, seed: int) -> TrainResult:
     """Phase 1 (head, backbone frozen), then phase 2 (the tuned block + head), each
     with its own learning rate, epochs and early stopping from `cfg` (params'
     `transfer` section). `train`/`val` are prepared Splits (uint8 images, labels).
     A phase without augmentation trains on cached features of the frozen part;
     one with augmentation trains the end-to-end model through the augmenter."""
-    from carbrands import training
-    from carbrands.augment import build_augmenter
-
     if not cfg["head"]["epochs"] and not cfg["fine_tune"]["epochs"]:
         raise ParamError("transfer.head.epochs", "0 here and in transfer.fine_tune.epochs: nothing to train")
     bs = cfg["batch_size"]
     cached = {phase: not cfg[phase]["augment"] and cfg[phase]["epochs"] > 0 for phase in PHASES}
     start = time.perf_counter()
     cut = pooled = None
-    images = {name: training.make_dataset(split.images, split.labels, bs, False, seed)
-              for name, split in (("train", train), ("val", val))}
-    if cached["fine_tune"]:
-        cut = {name: parts.frozen.predict(ds, verbose=0) for name, ds in images.items()}
-    if cached["head"]:
-        # from the cut features where we have them: only the last block is left to run
-        pooled = ({name: parts.tail_pooled.predict(f, batch_size=bs, verbose=0) for name, f in cut.items()}
-                  if cut is not None else {name: parts.pooled.predict(ds, verbose=0) for name, ds in images.items()})
+    val_images = make_dataset(val.images, val.labels, bs, False, seed)
+    if any(cached.values()):
+        images = {"train": make_dataset(train.images, train.labels, bs, False, seed), "val": val_images}
+        if cached["fine_tune"]:
+            cut = {name: parts.frozen.predict(ds, verbose=0) for name, ds in images.items()}
+        if cached["head"]:
+            # from the cut features where we have them: only the last block is left to run
+            pooled = ({name: parts.tail_pooled.predict(f, batch_size=bs, verbose=0) for name, f in cut.items()}
+                      if cut is not None else
+                      {name: parts.pooled.predict(ds, verbose=0) for name, ds in images.items()})
     feature_seconds = time.perf_counter() - start
 
     def model_and_data(phase):
@@ -181,9 +179,8 @@ def train_two_phases(parts: Parts, train, val, cfg: dict, aug_params: dict, seed
                     feature_dataset(feats["train"], train.labels, bs, True, seed),
                     feature_dataset(feats["val"], val.labels, bs, False, seed))
         return (parts.model,
-                training.make_dataset(train.images, train.labels, bs, True, seed,
-                                      augmenter=build_augmenter(aug_params)),
-                images["val"])
+                make_dataset(train.images, train.labels, bs, True, seed, augmenter=build_augmenter(aug_params)),
+                val_images)
 
     histories, epochs_run, step_seconds = [], {phase: 0 for phase in PHASES}, 0.0
     for phase in PHASES:
@@ -192,16 +189,16 @@ def train_two_phases(parts: Parts, train, val, cfg: dict, aug_params: dict, seed
             continue
         set_phase(parts, phase)
         model, train_ds, val_ds = model_and_data(phase)
-        training.compile_model(model, training.make_optimizer("adam", pc["learning_rate"]))
-        history = training.fit(model, train_ds, val_ds, epochs=pc["epochs"], patience=pc["patience"],
-                               initial_epoch=sum(epochs_run.values()), extra_columns={"phase": phase})
-        histories.append(history)
-        epochs_run[phase] = len(history)
-        step_seconds += history.attrs["train_seconds"]
+        compile_model(model, make_optimizer("adam", pc["learning_rate"]))
+        result = fit(model, train_ds, val_ds, len(train), epochs=pc["epochs"], patience=pc["patience"],
+                     initial_epoch=sum(epochs_run.values()), extra_columns={"phase": phase})
+        histories.append(result.history)
+        epochs_run[phase] = len(result.history)
+        step_seconds += result.train_seconds
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
     # the end-to-end model was trained through its parts: compile it so that it can be
     # evaluated, and is saved ready to use
-    training.compile_model(parts.model, training.make_optimizer("adam", cfg["fine_tune"]["learning_rate"]))
+    compile_model(parts.model, make_optimizer("adam", cfg["fine_tune"]["learning_rate"]))
     # built now, so the saved optimizer matches the model's variables when loaded
     parts.model.optimizer.build(parts.model.trainable_variables)
     total = sum(epochs_run.values())
@@ -209,7 +206,11 @@ def train_two_phases(parts: Parts, train, val, cfg: dict, aug_params: dict, seed
                        len(train) * total / step_seconds if step_seconds else float("nan"))
 
 
+def trainable_params(parts: Parts, phase: str) -> int:
+    """How many weights a phase trains (trained_layers)."""
+    return int(sum(np.prod(w.shape) for layer in trained_layers(parts, phase) for w in layer.weights))
+
+
 def weights_label(pretrained: bool, route: str) -> str:
     """How the backbone started, for titles and reports."""
     return f"ImageNet weights via {route}" if pretrained else "not pretrained: random initial weights"
-

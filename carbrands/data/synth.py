@@ -24,22 +24,22 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io as _bytesio
+import io
 import math
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
+from carbrands.data.names import SPLITS
 from carbrands.errors import ParamError
-from carbrands.io import atomic_path
+from carbrands.files import atomic_path
 from carbrands.parallel import default_workers, parallel_map
 
-SPLITS = ("train", "val", "test")
 WIDTH = 320
 MIN_HEIGHT, MAX_HEIGHT = 50, 700
 
@@ -79,8 +79,6 @@ CUES = {"body": BODIES, "grille": GRILLES, "lights": LIGHTS, "emblem": EMBLEMS, 
 
 def brand_names(n: int) -> list[str]:
     """The first n fictional brand names; beyond the fixed 16, 'Brand 17', 'Brand 18', ..."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ParamError("synth.brands", f"expected a positive number of brands, got {n!r}")
     return list(BRAND_NAMES[:n]) + [f"Brand {i + 1}" for i in range(len(BRAND_NAMES), n)]
 
 
@@ -548,7 +546,7 @@ def render_image(rng: np.random.Generator, profile: Profile) -> Image.Image:
 
 def encode_jpeg(img: Image.Image, quality: int) -> bytes:
     """JPEG bytes that depend only on the pixels and quality (no EXIF, no timestamps)."""
-    buf = _bytesio.BytesIO()
+    buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality, optimize=False, progressive=False)
     return buf.getvalue()
 
@@ -605,27 +603,13 @@ def _plant_slots(brands: list[str], per_brand: dict, seed: int, n: int) -> list[
 
 def _near_copy(data: bytes, rng: np.random.Generator, quality: int) -> bytes:
     """Resized to a smaller width, slightly brighter or darker, re-encoded at another quality."""
-    img = Image.open(_bytesio.BytesIO(data)).convert("RGB")
+    img = Image.open(io.BytesIO(data)).convert("RGB")
     width = int(rng.choice([224, 240, 256, 288]))
     height = max(1, round(img.height * width / img.width))
     img = img.resize((width, height), Image.LANCZOS)
     img = ImageEnhance.Brightness(img).enhance(rng.choice([.94, .97, 1.03, 1.06]))
     other = quality - 18 if quality >= 50 else quality + 18
     return encode_jpeg(img, other)
-
-
-def _check_args(per_brand: dict, planted_exact: int, planted_near: int, jpeg_quality: int) -> None:
-    for split in SPLITS:
-        n = per_brand.get(split)
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ParamError(f"synth.per_brand.{split}", f"expected a count >= 0, got {n!r}")
-    if per_brand["train"] < 1:
-        raise ParamError("synth.per_brand.train", "every brand needs at least one train image")
-    for key, v in (("planted_exact", planted_exact), ("planted_near", planted_near)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ParamError(f"synth.{key}", f"expected a count >= 0, got {v!r}")
-    if not 1 <= jpeg_quality <= 100:
-        raise ParamError("synth.jpeg_quality", f"{jpeg_quality} is outside 1..100")
 
 
 def generate_dataset(out_dir: str | Path, brands: int | Sequence[str], per_brand: dict, seed: int,
@@ -642,7 +626,6 @@ def generate_dataset(out_dir: str | Path, brands: int | Sequence[str], per_brand
     names = brand_names(brands) if isinstance(brands, int) else list(brands)
     if len(set(names)) != len(names) or not all(n and "/" not in n and n.strip() == n for n in names):
         raise ParamError("synth.brands", f"brand names must be distinct folder names, got {names!r}")
-    _check_args(per_brand, planted_exact, planted_near, jpeg_quality)
     started = time.perf_counter()
     planted = _plant_slots(names, per_brand, seed, planted_exact + planted_near)
     skip = {(t.split, t.brand, t.index) for t, _ in planted}

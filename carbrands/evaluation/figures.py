@@ -1,26 +1,24 @@
 """Figures of a model's test-set results: the confusion heatmap, grids of right and
-wrong predictions, Grad-CAM overlays. Kept apart from carbrands/evaluation.py so that
+wrong predictions, Grad-CAM overlays. Kept apart from carbrands/evaluation/scores.py so that
 stages which only need the numbers do not depend on the plotting code."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import keras
 import numpy as np
+import seaborn as sns
+from sklearn.metrics import confusion_matrix
 
-from carbrands.evaluation import gradcam_heatmaps, overlay
-from carbrands.plots import image_grid, save_figure
+from carbrands.evaluation.gradcam import gradcam_heatmaps, overlay
+from carbrands.plots import image_grid, plt, save_figure
 
 
 def plot_confusion(labels: np.ndarray, predicted: np.ndarray, classes: Sequence[str], path: str | Path,
                    title: str) -> None:
     """Confusion heatmap: colour is the share of each true class (so rare and common
     brands read alike), the number is the raw count; zeros are left blank."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-    from sklearn.metrics import confusion_matrix
-
     n = len(classes)
     counts = confusion_matrix(labels, predicted, labels=list(range(n)))
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)

@@ -1,4 +1,4 @@
-"""Stage `stats`: audit every file under data.dir (verdicts, sizes, hashes, leakage).
+"""Stage `audit`: audit every file under data.dir (verdicts, sizes, hashes, leakage).
 
 Writes data/audit/{manifest.csv, duplicates.csv, summary.json} and plots/data/
 (class_distribution.csv for `dvc plots`, and PNGs). metrics/data.json is written
@@ -6,13 +6,9 @@ by `prepare`, which merges this summary in (DVC allows one writer per file).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from carbrands import audit, audit_plots, io, params, stage
-from carbrands.layout import class_names, discover
-
-AUDIT_DIR = Path("data/audit")
-PLOTS_DIR = Path("plots/data")
+from carbrands import files, params, paths, stage
+from carbrands.data import audit, audit_figures
+from carbrands.data.layout import class_names, discover
 
 
 def main() -> None:
@@ -24,18 +20,18 @@ def main() -> None:
     duplicates = audit.find_duplicates(manifest, d["near_duplicate_distance"])
     summary = audit.summarize(layout, manifest, duplicates, audit.read_planted(layout))
 
-    with io.atomic_path(AUDIT_DIR) as tmp:
-        io.write_csv(tmp / "manifest.csv", manifest)
-        io.write_csv(tmp / "duplicates.csv", duplicates)
-        io.write_json(tmp / "summary.json", summary)
+    with files.atomic_path(paths.AUDIT) as tmp:
+        files.write_csv(tmp / "manifest.csv", manifest)
+        files.write_csv(tmp / "duplicates.csv", duplicates)
+        files.write_json(tmp / "summary.json", summary)
 
     table = audit.class_distribution(manifest)
-    with io.atomic_path(PLOTS_DIR) as tmp:
-        io.write_csv(tmp / "class_distribution.csv", table)
-        audit_plots.class_distribution(table, tmp / "class_distribution.png")
-        audit_plots.samples(manifest, layout.data_dir, tmp / "samples.png", p["seed"], d["max_image_pixels"])
-        audit_plots.image_sizes(manifest, summary["recommended_size"], tmp / "image_sizes.png")
-        audit_plots.leakage_pairs(duplicates, layout.data_dir, tmp / "leakage_pairs.png", d["max_image_pixels"])
+    with files.atomic_path(paths.AUDIT_PLOTS) as tmp:
+        files.write_csv(tmp / "class_distribution.csv", table)
+        audit_figures.class_distribution(table, tmp / "class_distribution.png")
+        audit_figures.samples(manifest, layout.data_dir, tmp / "samples.png", p["seed"], d["max_image_pixels"])
+        audit_figures.image_sizes(manifest, summary["recommended_size"], tmp / "image_sizes.png")
+        audit_figures.leakage_pairs(duplicates, layout.data_dir, tmp / "leakage_pairs.png", d["max_image_pixels"])
 
     _report(summary)
     # fail now (the audit files are written, for a look) rather than in `prepare`
@@ -44,14 +40,14 @@ def main() -> None:
 
 def _report(s: dict) -> None:
     v, dup = s["verdicts"], s["duplicates"]
-    print(f"stats: {s['files']} files: {v['ok']} usable, {v['unusable']} unusable, {v['skipped']} skipped; "
+    print(f"audit: {s['files']} files: {v['ok']} usable, {v['unusable']} unusable, {v['skipped']} skipped; "
           f"{s['classes']} classes; splits "
           + ", ".join(f"{k}={x['images']} ({x['origin']})" for k, x in s["splits"].items()))
-    print(f"stats: {dup['cross_split_pairs']} cross-split duplicate pairs ({dup['cross_split_exact']} exact, "
+    print(f"audit: {dup['cross_split_pairs']} cross-split duplicate pairs ({dup['cross_split_exact']} exact, "
           f"{dup['cross_split_near']} near); recommended input size {s['recommended_size']}px")
     if "planted" in s:
         pl = s["planted"]
-        print(f"stats: planted copies found {pl['found']}/{pl['planted_pairs']} (recall {pl['recall']}), "
+        print(f"audit: planted copies found {pl['found']}/{pl['planted_pairs']} (recall {pl['recall']}), "
               f"precision {pl['precision']} ({pl['detected_pairs'] - pl['explained_by_planting']} unplanted pairs)")
 
 

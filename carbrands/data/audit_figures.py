@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 from matplotlib import ticker
 
-from carbrands.images import UnusableImage, load_for_model
-from carbrands.layout import SPLITS
+from carbrands.data.images import UnusableImage, load_for_model
+from carbrands.data.names import SPLITS
 from carbrands.plots import image_grid, plt, save_figure
 
 SPLIT_COLOURS = {"train": "#4C72B0", "val": "#DD8452", "test": "#55A868"}

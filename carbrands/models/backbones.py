@@ -6,8 +6,8 @@ does not rerun when training changes.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import keras
 
@@ -17,27 +17,21 @@ from carbrands.errors import ParamError
 @dataclass(frozen=True)
 class Backbone:
     constructor: Callable          # keras.applications constructor
-    preprocess_input: Callable     # the backbone's own preprocessing of 0..255 RGB
-    caffe: bool                    # preprocess_input is "caffe" mode (BGR, ImageNet mean subtracted);
-                                   # otherwise the backbone preprocesses inside itself
+    caffe: bool                    # wants keras.applications' "caffe" preprocessing (BGR, ImageNet mean
+                                   # subtracted; see models/transfer.py); otherwise preprocesses inside itself
     min_size: int                  # smallest square input it accepts
     unfreeze_from: str             # first layer fine-tuned in phase 2; its input is the frozen part's output
 
 
+# keyed by the names params.yaml may use (models/names.py; tests/test_models.py holds the two equal)
 BACKBONES = {
-    "vgg16": Backbone(keras.applications.VGG16, keras.applications.vgg16.preprocess_input,
-                      True, 32, "block5_conv1"),
+    "vgg16": Backbone(keras.applications.VGG16, True, 32, "block5_conv1"),
     # the last stage (3 bottleneck blocks)
-    "resnet50": Backbone(keras.applications.ResNet50, keras.applications.resnet50.preprocess_input,
-                         True, 32, "conv5_block1_1_conv"),
+    "resnet50": Backbone(keras.applications.ResNet50, True, 32, "conv5_block1_1_conv"),
     # the last stage of MBConv blocks and the top convolution
-    "efficientnetv2b0": Backbone(keras.applications.EfficientNetV2B0,
-                                 keras.applications.efficientnet_v2.preprocess_input,
-                                 False, 32, "block6a_expand_conv"),
+    "efficientnetv2b0": Backbone(keras.applications.EfficientNetV2B0, False, 32, "block6a_expand_conv"),
     # the last two inverted-residual blocks and the top convolution
-    "mobilenetv3small": Backbone(keras.applications.MobileNetV3Small,
-                                 keras.applications.mobilenet_v3.preprocess_input,
-                                 False, 32, "expanded_conv_9_expand"),
+    "mobilenetv3small": Backbone(keras.applications.MobileNetV3Small, False, 32, "expanded_conv_9_expand"),
 }
 
 

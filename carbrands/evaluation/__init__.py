@@ -1,0 +1,1 @@
+"""Scoring trained models, Grad-CAM, their figures, and REPORT.md."""

@@ -1,0 +1,1 @@
+"""The models: the custom CNN, pretrained backbones, their weights, and the transfer model."""

@@ -1,0 +1,6 @@
+"""The names params.yaml may use for the models, free of imports so that validating
+params stays fast (carbrands/params.py reads them): the registry of backbones that
+carbrands/models/backbones.py builds, and the poolings of carbrands/models/cnn.py."""
+
+BACKBONES = ("vgg16", "resnet50", "efficientnetv2b0", "mobilenetv3small")
+POOLINGS = ("global", "flatten")

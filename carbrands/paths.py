@@ -1,0 +1,57 @@
+"""Every path the pipeline's stages read and write, relative to the project root.
+
+dvc.yaml names the same paths in its deps, outs and metrics; tests/test_paths.py
+holds each stage there to exactly these, so a path changes in one place here and
+one in dvc.yaml, and a mismatch fails a test instead of a run. (The two inputs
+that are params, `data.dir` and `synth.out_dir`, live in params.yaml.)
+"""
+from pathlib import Path
+
+AUDIT = Path("data/audit")                    # manifest.csv, duplicates.csv, summary.json
+AUDIT_PLOTS = Path("plots/data")
+PREPARED = Path("data/prepared")              # the format: carbrands/data/prepared.py
+DATA_METRICS = Path("metrics/data.json")      # the audit summary and what was prepared
+AUGMENT_PLOTS = Path("plots/augment")
+AUGMENT_GRID = AUGMENT_PLOTS / "grid.png"
+PRETRAINED = Path("models/pretrained")        # <backbone>_notop.weights.h5
+PRETRAINED_METRICS = Path("metrics/pretrained.json")
+METRICS = Path("metrics")
+TRAIN_PLOTS = Path("plots/train")
+EVALUATE_PLOTS = Path("plots/evaluate")
+OPTIMIZER_PLOTS = Path("plots/optimizers")
+REPORT = Path("REPORT.md")
+REPORT_PLOTS = Path("plots/report")
+
+MODELS = ("cnn", "transfer")                  # the trained models (dvc.yaml's evaluate matrix)
+
+
+def model(name: str) -> Path:
+    return Path("models") / f"{name}.keras"
+
+
+def train_history(name: str) -> Path:
+    return TRAIN_PLOTS / f"{name}.csv"
+
+
+def train_figure(name: str) -> Path:
+    return TRAIN_PLOTS / f"{name}.png"
+
+
+def train_metrics(name: str) -> Path:
+    return METRICS / "train" / f"{name}.json"
+
+
+def evaluate_plots(name: str) -> Path:
+    return EVALUATE_PLOTS / name
+
+
+def evaluate_metrics(name: str) -> Path:
+    return METRICS / "evaluate" / f"{name}.json"
+
+
+def optimizer_history(run: str) -> Path:
+    return OPTIMIZER_PLOTS / f"{run}.csv"
+
+
+def optimizer_metrics(run: str) -> Path:
+    return METRICS / "optimizers" / f"{run}.json"

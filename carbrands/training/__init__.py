@@ -1,0 +1,1 @@
+"""Training a compiled model: optimizers, where it runs (strategy, precision), the fit loop."""

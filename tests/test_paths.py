@@ -1,0 +1,58 @@
+"""carbrands/paths.py and dvc.yaml name the same paths: each stage's data deps, outs
+and metrics are exactly the ones its module reads and writes through paths.py."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from carbrands import paths
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR, SYNTH_DIR = "${data.dir}", "${synth.out_dir}"   # inputs that are params, not paths
+
+# stage -> (data deps, outs, metrics); `item`/`key` stand for the matrix/foreach item
+EXPECTED = {
+    "synthesize": (set(), {SYNTH_DIR}, set()),
+    "audit": ({DATA_DIR}, {paths.AUDIT, paths.AUDIT_PLOTS}, set()),
+    "prepare": ({DATA_DIR, paths.AUDIT}, {paths.PREPARED}, {paths.DATA_METRICS}),
+    "augment_check": ({paths.PREPARED}, {paths.AUGMENT_PLOTS}, set()),
+    "train": ({paths.PREPARED}, {paths.model("cnn"), paths.train_history("cnn"), paths.train_figure("cnn")},
+              {paths.train_metrics("cnn")}),
+    "pretrained": (set(), {paths.PRETRAINED}, {paths.PRETRAINED_METRICS}),
+    "transfer": ({paths.PREPARED, paths.PRETRAINED, paths.PRETRAINED_METRICS},
+                 {paths.model("transfer"), paths.train_history("transfer"), paths.train_figure("transfer")},
+                 {paths.train_metrics("transfer")}),
+    "evaluate": ({paths.model("${item.model}"), paths.train_metrics("${item.model}"), paths.PREPARED},
+                 {paths.evaluate_plots("${item.model}")}, {paths.evaluate_metrics("${item.model}")}),
+    "optimizers": ({paths.PREPARED}, {paths.optimizer_history("${key}")}, {paths.optimizer_metrics("${key}")}),
+    "report": ({paths.METRICS, paths.AUDIT_PLOTS, paths.AUGMENT_PLOTS, paths.TRAIN_PLOTS, paths.EVALUATE_PLOTS,
+                paths.OPTIMIZER_PLOTS}, {paths.REPORT, paths.REPORT_PLOTS}, set()),
+}
+
+
+def _stages() -> dict:
+    raw = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return {name: stage.get("do", stage) for name, stage in raw.items()}
+
+
+def _names(entries) -> set[str]:
+    # an entry is a path, or {path: {cache: false}}
+    return {next(iter(e)) if isinstance(e, dict) else e for e in entries or []}
+
+
+def test_every_stage_is_checked():
+    assert set(_stages()) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_stage_paths_are_the_ones_in_carbrands_paths(name):
+    stage = _stages()[name]
+    deps, outs, metrics = ({str(p) for p in group} for group in EXPECTED[name])
+    assert {d for d in _names(stage["deps"]) if not d.endswith(".py")} == deps
+    assert _names(stage.get("outs")) == outs
+    assert _names(stage.get("metrics")) == metrics
+
+
+def test_the_evaluate_matrix_is_the_trained_models():
+    assert tuple(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["evaluate"]["matrix"]["model"]) \
+        == paths.MODELS
