@@ -16,7 +16,9 @@ $(VENV)/.installed: requirements.txt
 repro: $(VENV)/.installed
 	$(BIN)/dvc repro
 
+# the linter first (seconds), then the whole suite
 test: $(VENV)/.installed
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The plots page with vega's scripts inlined, so it opens offline: dvc_plots/index.html.
