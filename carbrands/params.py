@@ -141,6 +141,7 @@ SCHEMA = _section({
         "val_fraction": _float(0, 0.9),
         "test_fraction": _float(0, 0.9),
         "near_duplicate_distance": _int(0, 64),
+        "near_duplicate_similarity": _float(-1, 1),
         "max_image_pixels": _int(1, 10**10),
     }),
     "augment": _section({

@@ -17,12 +17,14 @@ def main() -> None:
     # the only randomness (derived splits, sample choice) uses generators seeded from p["seed"]
     layout = discover(d["dir"], d["val_fraction"], d["test_fraction"], p["seed"])
     manifest = audit.inspect_all(layout, d["max_image_pixels"])
-    duplicates = audit.find_duplicates(manifest, d["near_duplicate_distance"])
-    summary = audit.summarize(layout, manifest, duplicates, audit.read_planted(layout))
+    duplicates, lookalikes = audit.find_duplicates(manifest, d["near_duplicate_distance"], layout.data_dir,
+                                                   d["max_image_pixels"], d["near_duplicate_similarity"])
+    summary = audit.summarize(layout, manifest, duplicates, lookalikes, audit.read_planted(layout))
 
     with files.atomic_path(paths.AUDIT) as tmp:
         files.write_csv(tmp / "manifest.csv", manifest)
         files.write_csv(tmp / "duplicates.csv", duplicates)
+        files.write_csv(tmp / "lookalikes.csv", lookalikes)
         files.write_json(tmp / "summary.json", summary)
 
     table = audit.class_distribution(manifest)
@@ -44,7 +46,8 @@ def _report(s: dict) -> None:
           f"{s['classes']} classes; splits "
           + ", ".join(f"{k}={x['images']} ({x['origin']})" for k, x in s["splits"].items()))
     print(f"audit: {dup['cross_split_pairs']} cross-split duplicate pairs ({dup['cross_split_exact']} exact, "
-          f"{dup['cross_split_near']} near); recommended input size {s['recommended_size']}px")
+          f"{dup['cross_split_near']} near), {dup['lookalikes_not_copies']} look-alike pairs found not to be copies; "
+          f"recommended input size {s['recommended_size']}px")
     if "planted" in s:
         pl = s["planted"]
         print(f"audit: planted copies found {pl['found']}/{pl['planted_pairs']} (recall {pl['recall']}), "

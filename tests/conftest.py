@@ -10,6 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_CARS = ROOT.parent / "shared" / "fixtures" / "real-cars"
+STANFORD = ROOT.parent / "shared" / "fixtures" / "stanford-makes-19"
 
 
 @pytest.fixture
@@ -18,6 +19,14 @@ def real_cars() -> Path:
     if not REAL_CARS.is_dir():
         pytest.skip(f"fixture absent: {REAL_CARS} (shared/fixtures/real-cars not beside the project)")
     return REAL_CARS
+
+
+@pytest.fixture
+def stanford() -> Path:
+    """1,354 real photos of 19 brands (shared fixture; skipped, saying why, where absent)."""
+    if not STANFORD.is_dir():
+        pytest.skip(f"fixture absent: {STANFORD} (shared/fixtures/stanford-makes-19 not beside the project)")
+    return STANFORD
 
 
 @pytest.fixture

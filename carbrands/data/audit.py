@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
+from scipy.ndimage import gaussian_filter
 
 from carbrands.data.images import UnusableImage, decode_bytes, read_bytes
 from carbrands.data.layout import Layout
@@ -21,7 +22,7 @@ from carbrands.parallel import default_workers, parallel_map
 
 MANIFEST_COLUMNS = ["split", "class", "path", "origin", "format", "width", "height", "bytes",
                     "sha256", "pixel_hash", "phash", "verdict", "reason"]
-DUPLICATE_COLUMNS = ["kind", "distance", "path_a", "split_a", "path_b", "split_b", "class_a", "class_b"]
+DUPLICATE_COLUMNS = ["kind", "distance", "similarity", "path_a", "split_a", "path_b", "split_b", "class_a", "class_b"]
 # candidate model input sides; see recommended_size
 INPUT_SIZES = (32, 48, 64, 96, 128, 160, 192, 224)
 _BLOCK = 512  # rows per block of the Hamming-distance matrix (512 x 16k uint64 = 64 MB)
@@ -72,7 +73,7 @@ def inspect_all(layout: Layout, max_pixels: int, workers: int | None = None) -> 
     candidates = layout.candidates
     tasks = [(str(layout.data_dir / e.path), max_pixels) for e in candidates]
     measured = dict(zip((e.path for e in candidates),
-                        parallel_map(inspect_file, tasks, workers or default_workers())))
+                        parallel_map(inspect_file, tasks, workers or default_workers(), "audit")))
     rows = []
     for e in layout.entries:
         row = {"split": e.split, "class": e.cls, "path": e.path, "origin": e.origin}
@@ -93,28 +94,31 @@ def read_manifest(audit_dir: str | Path) -> pd.DataFrame:
 
 
 def read_duplicates(audit_dir: str | Path) -> pd.DataFrame:
-    text = {c: str for c in DUPLICATE_COLUMNS if c != "distance"}
+    text = {c: str for c in DUPLICATE_COLUMNS if c not in ("distance", "similarity")}
     return pd.read_csv(Path(audit_dir) / "duplicates.csv", keep_default_na=False, dtype=text)
 
 
 # -- duplicates across splits --------------------------------------------------
 
-def find_duplicates(manifest: pd.DataFrame, max_distance: int) -> pd.DataFrame:
-    """Pairs of usable images in different splits that are exact (same bytes or same
-    pixels) or near (pHash Hamming distance <= max_distance) copies.
+def find_duplicates(manifest: pd.DataFrame, max_distance: int, data_dir: Path, max_pixels: int,
+                    min_similarity: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pairs of usable images in different splits that are copies: exact (same pixels)
+    or near (pHash Hamming distance <= max_distance, confirmed by `similarity` >=
+    min_similarity). Returns (duplicates, lookalikes): the confirmed pairs, and the
+    pHash candidates that the pixel comparison turned down (for a look, never dropped).
 
     path_a is always in the earlier split (train before val before test). Near pairs
     are found by XOR + popcount over blocks of rows: 16k x 16k images take seconds."""
     ok = manifest[(manifest["verdict"] == "ok") & manifest["split"].isin(SPLITS)].reset_index(drop=True)
     order = {s: i for i, s in enumerate(SPLITS)}
     found: dict[tuple[int, int], tuple[str, int]] = {}
-    for column in ("sha256", "pixel_hash"):
-        for _, group in ok.groupby(column):
-            idx = list(group.index)
-            for a in idx:
-                for b in idx:
-                    if order[ok.at[a, "split"]] < order[ok.at[b, "split"]]:
-                        found[(a, b)] = ("exact", 0)
+    # same bytes mean same pixels: grouping by the pixel hash finds both
+    for _, group in ok.groupby("pixel_hash"):
+        idx = list(group.index)
+        for a in idx:
+            for b in idx:
+                if order[ok.at[a, "split"]] < order[ok.at[b, "split"]]:
+                    found[(a, b)] = ("exact", 0)
     hashes = np.array([int(h, 16) for h in ok["phash"]], dtype=np.uint64)
     for i, split_a in enumerate(SPLITS):
         for split_b in SPLITS[i + 1:]:
@@ -122,13 +126,67 @@ def find_duplicates(manifest: pd.DataFrame, max_distance: int) -> pd.DataFrame:
             ib = np.flatnonzero(ok["split"].to_numpy() == split_b)
             for a, b, d in _close_pairs(hashes[ia], hashes[ib], max_distance):
                 found.setdefault((int(ia[a]), int(ib[b])), ("near", int(d)))
+    near = sorted({i for (a, b), (kind, _) in found.items() if kind == "near" for i in (a, b)})
+    tasks = [(str(data_dir / ok.at[i, "path"]), max_pixels) for i in near]
+    views = dict(zip(near, parallel_map(_views_of_file, tasks, default_workers(), "audit: comparing near pairs")))
     rows = [{"kind": kind, "distance": d,
+             "similarity": 1.0 if kind == "exact" else round(similarity(views[a], views[b]), 4),
              "path_a": ok.at[a, "path"], "split_a": ok.at[a, "split"],
              "path_b": ok.at[b, "path"], "split_b": ok.at[b, "split"],
              "class_a": ok.at[a, "class"], "class_b": ok.at[b, "class"]}
             for (a, b), (kind, d) in found.items()]
     frame = pd.DataFrame(rows, columns=DUPLICATE_COLUMNS)
-    return frame.sort_values(["split_a", "split_b", "path_a", "path_b"], key=_split_key).reset_index(drop=True)
+    frame = frame.sort_values(["split_a", "split_b", "path_a", "path_b"], key=_split_key).reset_index(drop=True)
+    copies = frame["similarity"] >= min_similarity
+    return frame[copies].reset_index(drop=True), frame[~copies].reset_index(drop=True)
+
+
+# -- confirming near copies ------------------------------------------------------
+# A pHash match is a candidate only: studio photos of two different cars in the same
+# pose on white share their coarse layout, hence their hash. A copy (resized,
+# re-encoded, watermarked, lightly cropped) also shares its fine structure: edges in
+# the same places. So a candidate is confirmed by the correlation of band-passed
+# (difference-of-Gaussians) grey thumbnails, the best over small crops and shifts of
+# either image, which aligns a lightly cropped copy with its source. Measured on the
+# real photos of ../shared/fixtures/stanford-makes-19 (tests/test_audit.py): copies
+# score 0.72-1.0, the most alike different photos up to 0.66.
+_SIDE = 128            # the grey image crops are cut from
+_THUMB = 32            # side of the compared thumbnails
+_BLUR = 3.0            # sigma, in thumbnail pixels, of the coarse layout taken away
+_SCALES = (1.0, 0.92, 0.84)
+_OFFSETS = (-1, 0, 1)  # crop window at the left/top edge, centred, at the right/bottom edge
+
+
+def structure_views(pixels: np.ndarray) -> np.ndarray:
+    """(views, _THUMB**2) float32 unit vectors: the band-passed thumbnail of the whole
+    image first, then of crops of it (scales x offsets)."""
+    grey = Image.fromarray(pixels).convert("L").resize((_SIDE, _SIDE), Image.Resampling.BILINEAR)
+    views = []
+    for scale in _SCALES:
+        w = scale * _SIDE
+        for dx in _OFFSETS:
+            for dy in _OFFSETS:
+                if scale == 1.0 and (dx or dy):
+                    continue
+                x0, y0 = (_SIDE - w) / 2 * (1 + dx), (_SIDE - w) / 2 * (1 + dy)
+                t = np.asarray(grey.resize((_THUMB, _THUMB), Image.Resampling.BILINEAR,
+                                           box=(x0, y0, x0 + w, y0 + w)), np.float64)
+                t = (t - gaussian_filter(t, _BLUR)).ravel()
+                t -= t.mean()
+                views.append(t / (np.linalg.norm(t) + 1e-9))
+    return np.stack(views).astype(np.float32)
+
+
+def similarity(views_a: np.ndarray, views_b: np.ndarray) -> float:
+    """How alike two images' fine structure is (-1..1): each whole image against the
+    other's crops, at the best alignment."""
+    return float(max((views_a[:1] @ views_b.T).max(), (views_b[:1] @ views_a.T).max()))
+
+
+def _views_of_file(task: tuple[str, int]) -> np.ndarray:
+    path, max_pixels = task
+    pixels, _ = decode_bytes(read_bytes(path), max_pixels, draft_size=2 * _SIDE)
+    return structure_views(pixels)
 
 
 def _split_key(col: pd.Series) -> pd.Series:
@@ -249,7 +307,7 @@ def _quantiles(values: np.ndarray) -> dict:
     return {k: round(float(v), 3) for k, v in zip(("min", "p05", "p25", "median", "p75", "p95", "max"), q)}
 
 
-def summarize(layout: Layout, manifest: pd.DataFrame, duplicates: pd.DataFrame,
+def summarize(layout: Layout, manifest: pd.DataFrame, duplicates: pd.DataFrame, lookalikes: pd.DataFrame,
               planted: pd.DataFrame | None = None) -> dict:
     ok = manifest[manifest["verdict"] == "ok"]
     w, h = ok["width"].to_numpy(float), ok["height"].to_numpy(float)
@@ -283,6 +341,8 @@ def summarize(layout: Layout, manifest: pd.DataFrame, duplicates: pd.DataFrame,
             "cross_split_pairs": len(duplicates),
             "cross_split_exact": int((duplicates["kind"] == "exact").sum()),
             "cross_split_near": int((duplicates["kind"] == "near").sum()),
+            # pHash candidates the pixel comparison turned down (lookalikes.csv): kept
+            "lookalikes_not_copies": len(lookalikes),
             "leaked_from_train": {s: int(leaks.loc[leaks["split_b"] == s, "path_b"].nunique())
                                   for s in ("val", "test")},
             "val_test_pairs": int(((duplicates["split_a"] == "val") & (duplicates["split_b"] == "test")).sum()),

@@ -69,18 +69,19 @@ def write(out_dir: Path, selection: Selection, data_dir: Path, image_size: int, 
     with files.atomic_path(out_dir) as tmp:
         for split, rows in selection.splits.items():
             _write_split(SplitWriter(tmp / split, len(rows), image_size), list(rows["path"]),
-                         [label[c] for c in rows["class"]], data_dir, load)
+                         [label[c] for c in rows["class"]], data_dir, load, f"prepare {split}")
         files.write_json(tmp / "classes.json", selection.classes)
         files.write_json(tmp / "meta.json", {"image_size": image_size, "resize": resize,
                                              "classes": len(selection.classes), "counts": selection.counts,
                                              "dropped_leaked": selection.dropped})
 
 
-def _write_split(writer: SplitWriter, paths: list[str], labels: list[int], data_dir: Path, load) -> None:
+def _write_split(writer: SplitWriter, paths: list[str], labels: list[int], data_dir: Path, load,
+                 progress_label: str) -> None:
     """Decode in worker processes, in order, straight into the memory-mapped array."""
     done = 0
     try:
-        for image in parallel_map(load, [data_dir / q for q in paths], default_workers()):
+        for image in parallel_map(load, [data_dir / q for q in paths], default_workers(), progress_label):
             writer.put(done, image, labels[done], paths[done])
             done += 1
     except UnusableImage as e:
