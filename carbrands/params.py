@@ -15,7 +15,7 @@ import yaml
 from carbrands.data.names import RESIZE_MODES, SPLITS
 from carbrands.errors import ParamError
 from carbrands.models.names import BACKBONES, POOLINGS
-from carbrands.training.names import OPTIMIZERS, STRATEGIES
+from carbrands.training.names import CLASS_WEIGHTS, OPTIMIZERS, SCHEDULES, STRATEGIES
 
 # Beyond the 16 named brands the synthesizer numbers them; the benchmarks' large datasets need that.
 MAX_SYNTH_BRANDS = 1000
@@ -121,6 +121,7 @@ _PHASE = _section({
     "epochs": _int(0, 10000),
     "patience": _int(1, 10000),
     "augment": _bool,
+    "schedule": _choice(*SCHEDULES),
 })
 
 SCHEMA = _section({
@@ -165,6 +166,7 @@ SCHEMA = _section({
         "learning_rate": _float(0, 10, lo_open=True),
         "momentum": _float(0, 1),
         "batch_size": _int(1, 65536),
+        "class_weight": _choice(*CLASS_WEIGHTS),
         "epochs": _int(1, 10000),
         "patience": _int(1, 10000),
         "reduce_lr_patience": _int(1, 10000),
@@ -178,6 +180,9 @@ SCHEMA = _section({
         "dense_units": _int(1, 65536),
         "dropout": _float(0, 0.95),
         "batch_size": _int(1, 65536),
+        "class_weight": _choice(*CLASS_WEIGHTS),
+        "label_smoothing": _float(0, 0.5),
+        "mirror_features": _bool,
         "head": _PHASE,
         "fine_tune": _PHASE,
     }),

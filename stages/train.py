@@ -12,7 +12,7 @@ from carbrands.files import atomic_path, write_csv, write_json
 from carbrands.models.cnn import build_cnn
 from carbrands.training import devices
 from carbrands.training.fit import HISTORY_COLUMNS, fit, history_metrics
-from carbrands.training.optimizers import compile_model, make_optimizer
+from carbrands.training.optimizers import balanced_class_weights, compile_model, make_optimizer
 
 
 def main() -> None:
@@ -34,8 +34,10 @@ def main() -> None:
           f"{len(classes)} brands, {model.count_params():,} parameters, "
           f"{strategy.num_replicas_in_sync} replica(s), batch {batch_size}")
 
+    class_weight = balanced_class_weights(train.labels, len(classes)) if cfg["class_weight"] == "balanced" else None
     result = fit(model, train_ds, val_ds, len(train), cfg["epochs"], patience=cfg["patience"],
-                 reduce_lr_patience=cfg["reduce_lr_patience"], reduce_lr_factor=cfg["reduce_lr_factor"])
+                 reduce_lr_patience=cfg["reduce_lr_patience"], reduce_lr_factor=cfg["reduce_lr_factor"],
+                 class_weight=class_weight, batches_per_epoch=-(-len(train) // batch_size))
 
     with atomic_path(paths.model("cnn")) as tmp:
         model.save(tmp)

@@ -56,6 +56,7 @@ def main() -> None:
             phase: float(rows["val_accuracy"].max()) for phase, rows in history.groupby("phase", sort=False)},
         "final_val_accuracy": float(final_val_accuracy),
         "feature_seconds": round(result.feature_seconds, 2),
+        "phases_stopped_by_cap": result.capped,
         "trainable_params_fine_tune": transfer.trainable_params(parts, "fine_tune"),
     }
     write_json(paths.train_metrics("transfer"), metrics)

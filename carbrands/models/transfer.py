@@ -24,12 +24,13 @@ from carbrands.data.pipeline import in_memory_batches, make_dataset
 from carbrands.data.prepared import Split
 from carbrands.errors import ParamError, WeightsError
 from carbrands.models.backbones import backbone_spec, check_image_size
+from carbrands.progress import Progress
 from carbrands.training.fit import fit
-from carbrands.training.optimizers import compile_model, make_optimizer
+from carbrands.training.optimizers import balanced_class_weights, compile_model, make_optimizer
 
 # ImageNet channel means in BGR order, as keras.applications' "caffe" preprocessing subtracts them
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-HEAD_LAYERS = ("avg_pool", "head_dense", "head_dropout", "predictions")
+HEAD_LAYERS = ("avg_pool", "feature_norm", "head_dense", "head_dropout", "predictions")
 
 
 def caffe_preprocess_layer(name: str = "preprocess") -> keras.layers.Layer:
@@ -48,14 +49,20 @@ def caffe_preprocess_layer(name: str = "preprocess") -> keras.layers.Layer:
 def build_model(backbone: str, image_size: int, n_classes: int, dense_units: int, dropout: float,
                 weights_from: keras.Model | None = None) -> keras.Model:
     """The end-to-end model: float image 0..255 -> preprocessing -> backbone -> global
-    average pooling -> dense + dropout -> softmax. `weights_from` is a backbone without
-    top (e.g. from weights.load_backbone) whose weights are copied in."""
+    average pooling -> per-feature standardisation -> dense + dropout -> softmax.
+    `weights_from` is a backbone without top (e.g. from weights.load_backbone) whose
+    weights are copied in.
+
+    Pooled VGG16 features reach norms of about 100: fed raw to the head, its first
+    loss was twice ln(brands) and it learnt slowly. feature_norm (adapted to the
+    training features before the head trains) scales them to unit variance."""
     spec = backbone_spec(backbone)
     check_image_size(backbone, image_size)
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = caffe_preprocess_layer()(inputs) if spec.caffe else inputs
     base = spec.constructor(include_top=False, weights=None, input_tensor=x)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
+    x = keras.layers.Normalization(name="feature_norm")(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
@@ -100,7 +107,7 @@ class Parts:
 def split(model: keras.Model, backbone: str) -> Parts:
     spec = backbone_spec(backbone)
     cut = model.get_layer(spec.unfreeze_from).input
-    pooled = model.get_layer("avg_pool").output
+    pooled = model.get_layer("avg_pool").output   # before feature_norm: the head includes it
     tail = keras.Model(cut, model.output, name="tail")
     # BatchNormalization stays frozen (inference mode) when fine-tuning: its statistics
     # from a few small batches would wreck what the backbone learnt.
@@ -141,69 +148,104 @@ class TrainResult:
     epochs_run: dict            # {phase: epochs}
     feature_seconds: float      # computing the cached features
     images_per_second: float    # training images per second of training steps, both phases
+    capped: list                # phases that ran all their epochs while val_loss still improved
 
 
 def feature_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool, seed: int):
-    """Batches of cached backbone features, shuffled per epoch like the image datasets."""
-    return in_memory_batches(features, labels, batch_size, shuffle, seed).prefetch(tf.data.AUTOTUNE)
+    """Batches of cached backbone features (float16 in memory, float32 out), shuffled
+    per epoch like the image datasets."""
+    return (in_memory_batches(features, labels, batch_size, shuffle, seed)
+            .map(lambda x, y: (tf.cast(x, tf.float32), y)).prefetch(tf.data.AUTOTUNE))
+
+
+def frozen_features(frozen: keras.Model, images: np.ndarray, batch_size: int, label: str,
+                    mirror: bool = False) -> np.ndarray:
+    """The frozen part's outputs for uint8 images (left-right mirrored when asked), in
+    batches read from the memory-mapped array, with a progress line every 30 s: at
+    224 px on 2 CPU cores this is minutes of work. Kept as float16, which halves the
+    memory (5,000 photos at 224 px and their mirror images: 2 GB instead of 4)."""
+    progress = Progress(f"features {label}", len(images))
+    out = None
+    for start in range(0, len(images), batch_size):
+        batch = np.asarray(images[start:start + batch_size], np.float32)
+        if mirror:
+            batch = batch[:, :, ::-1]
+        values = keras.ops.convert_to_numpy(frozen(batch, training=False))
+        if out is None:
+            out = np.empty((len(images), *values.shape[1:]), np.float16)
+        out[start:start + len(batch)] = values
+        progress.update(len(batch))
+    return out
 
 
 def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_params: dict, seed: int) -> TrainResult:
     """Phase 1 (head, backbone frozen), then phase 2 (the tuned block + head), each
-    with its own learning rate, epochs and early stopping from `cfg` (params'
-    `transfer` section). `train`/`val` are prepared Splits (uint8 images, labels).
-    A phase without augmentation trains on cached features of the frozen part;
-    one with augmentation trains the end-to-end model through the augmenter."""
+    with its own learning rate, epochs, early stopping and schedule from `cfg`
+    (params' `transfer` section). `train`/`val` are prepared Splits.
+
+    A phase without augmentation trains on cached outputs of the frozen part, of the
+    training images and (transfer.mirror_features) of their mirror images, which is
+    the augmentation cached features can carry. One with augmentation trains the
+    end-to-end model through the augmenter. Both phases weight classes
+    (transfer.class_weight) and smooth labels (transfer.label_smoothing)."""
     if not cfg["head"]["epochs"] and not cfg["fine_tune"]["epochs"]:
         raise ParamError("transfer.head.epochs", "0 here and in transfer.fine_tune.epochs: nothing to train")
-    bs = cfg["batch_size"]
+    bs, n_classes = cfg["batch_size"], parts.model.output.shape[-1]
     cached = {phase: not cfg[phase]["augment"] and cfg[phase]["epochs"] > 0 for phase in PHASES}
     start = time.perf_counter()
-    cut = pooled = None
-    val_images = make_dataset(val.images, val.labels, bs, False, seed)
-    if any(cached.values()):
-        images = {"train": make_dataset(train.images, train.labels, bs, False, seed), "val": val_images}
-        if cached["fine_tune"]:
-            cut = {name: parts.frozen.predict(ds, verbose=0) for name, ds in images.items()}
-        if cached["head"]:
-            # from the cut features where we have them: only the last block is left to run
-            pooled = ({name: parts.tail_pooled.predict(f, batch_size=bs, verbose=0) for name, f in cut.items()}
-                      if cut is not None else
-                      {name: parts.pooled.predict(ds, verbose=0) for name, ds in images.items()})
+    mirrors = (False, True) if cfg["mirror_features"] else (False,)
+    cut = {"train": np.concatenate([frozen_features(parts.frozen, train.images, bs, "train" + " mirrored" * m, m)
+                                    for m in mirrors]),
+           "val": frozen_features(parts.frozen, val.images, bs, "val")}
+    cached_labels = np.concatenate([train.labels] * len(mirrors))
+    pooled = {name: parts.tail_pooled.predict(f, batch_size=bs, verbose=0) for name, f in cut.items()}
+    parts.model.get_layer("feature_norm").adapt(pooled["train"])
+    if not cached["fine_tune"]:
+        del cut
     feature_seconds = time.perf_counter() - start
+    class_weight = (balanced_class_weights(train.labels, n_classes) if cfg["class_weight"] == "balanced" else None)
 
     def model_and_data(phase):
         if cached[phase]:
             feats = pooled if phase == "head" else cut
-            return (parts.head if phase == "head" else parts.tail,
-                    feature_dataset(feats["train"], train.labels, bs, True, seed),
+            return (parts.head if phase == "head" else parts.tail, len(cached_labels),
+                    feature_dataset(feats["train"], cached_labels, bs, True, seed),
                     feature_dataset(feats["val"], val.labels, bs, False, seed))
-        return (parts.model,
+        return (parts.model, len(train),
                 make_dataset(train.images, train.labels, bs, True, seed, augmenter=build_augmenter(aug_params)),
-                val_images)
+                make_dataset(val.images, val.labels, bs, False, seed))
 
-    histories, epochs_run, step_seconds = [], {phase: 0 for phase in PHASES}, 0.0
+    histories, epochs_run, step_seconds, images_seen, capped = [], {phase: 0 for phase in PHASES}, 0.0, 0, []
     for phase in PHASES:
         pc = cfg[phase]
         if pc["epochs"] == 0:
             continue
         set_phase(parts, phase)
-        model, train_ds, val_ds = model_and_data(phase)
-        compile_model(model, make_optimizer("adam", pc["learning_rate"]))
-        result = fit(model, train_ds, val_ds, len(train), epochs=pc["epochs"], patience=pc["patience"],
-                     initial_epoch=sum(epochs_run.values()), extra_columns={"phase": phase})
+        model, n_train, train_ds, val_ds = model_and_data(phase)
+        steps = -(-n_train // bs)
+        rate = (keras.optimizers.schedules.CosineDecay(pc["learning_rate"], pc["epochs"] * steps)
+                if pc["schedule"] == "cosine" else pc["learning_rate"])
+        compile_model(model, make_optimizer("adam", rate), cfg["label_smoothing"])
+        result = fit(model, train_ds, val_ds, n_train, epochs=pc["epochs"], patience=pc["patience"],
+                     initial_epoch=sum(epochs_run.values()), extra_columns={"phase": phase},
+                     class_weight=class_weight, batches_per_epoch=steps)
         histories.append(result.history)
         epochs_run[phase] = len(result.history)
         step_seconds += result.train_seconds
+        images_seen += n_train * len(result.history)
+        losses = result.history["val_loss"].to_numpy()
+        if len(losses) == pc["epochs"] and losses.argmin() == len(losses) - 1:
+            capped.append(phase)
+            print(f"transfer: the {phase} phase ran all its {pc['epochs']} epochs and val_loss still improved: "
+                  f"raise transfer.{phase}.epochs", flush=True)
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
     # the end-to-end model was trained through its parts: compile it so that it can be
     # evaluated, and is saved ready to use
     compile_model(parts.model, make_optimizer("adam", cfg["fine_tune"]["learning_rate"]))
     # built now, so the saved optimizer matches the model's variables when loaded
     parts.model.optimizer.build(parts.model.trainable_variables)
-    total = sum(epochs_run.values())
     return TrainResult(history, epochs_run, feature_seconds,
-                       len(train) * total / step_seconds if step_seconds else float("nan"))
+                       images_seen / step_seconds if step_seconds else float("nan"), capped)
 
 
 def trainable_params(parts: Parts, phase: str) -> int:

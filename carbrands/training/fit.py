@@ -15,6 +15,8 @@ import keras
 import pandas as pd
 import tensorflow as tf
 
+from carbrands.progress import Progress
+
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]
 
 
@@ -58,9 +60,25 @@ class _EpochLog(keras.callbacks.Callback):
               f"{end - self.start:.1f} s", flush=True)
 
 
+class _BatchProgress(keras.callbacks.Callback):
+    """A progress line within an epoch at most every 30 s: on a CPU an epoch at 224 px
+    can take minutes, and the per-epoch line alone leaves the log silent that long."""
+
+    def __init__(self, batches_per_epoch: int):
+        super().__init__()
+        self.batches = batches_per_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.progress = Progress(f"epoch {epoch + 1}", self.batches, "batches")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.progress.update()
+
+
 def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, train_examples: int,
         epochs: int, patience: int | None = None, reduce_lr_patience: int | None = None,
-        reduce_lr_factor: float = 0.5, initial_epoch: int = 0, extra_columns: dict | None = None) -> FitResult:
+        reduce_lr_factor: float = 0.5, initial_epoch: int = 0, extra_columns: dict | None = None,
+        class_weight: dict[int, float] | None = None, batches_per_epoch: int | None = None) -> FitResult:
     """Train a compiled model on `train_ds` (one pass over it holds `train_examples`
     images); return its history, one row per epoch run, and the timings.
 
@@ -72,10 +90,13 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
 
     History columns: epoch (1-based), loss, accuracy, val_loss, val_accuracy,
     learning_rate, any other compiled metrics, then extra_columns (constants,
-    e.g. phase).
+    e.g. phase). class_weight: Keras' per-class loss weights (None: all 1).
+    batches_per_epoch: for the progress lines within an epoch (None: none).
     """
     log = _EpochLog(initial_epoch + epochs)
     callbacks: list[keras.callbacks.Callback] = [log]
+    if batches_per_epoch:
+        callbacks.append(_BatchProgress(batches_per_epoch))
     if patience is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                                        restore_best_weights=True))
@@ -84,7 +105,8 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
                                                            patience=reduce_lr_patience, min_lr=1e-6))
     start = time.perf_counter()
     model.fit(train_ds, validation_data=val_ds, epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
-              callbacks=callbacks, verbose=0, shuffle=False)  # the datasets shuffle themselves
+              callbacks=callbacks, verbose=0, shuffle=False,  # the datasets shuffle themselves
+              class_weight=class_weight)
     seconds = time.perf_counter() - start
 
     history = pd.DataFrame(log.rows)

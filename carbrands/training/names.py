@@ -4,3 +4,5 @@ so that validating params stays fast (carbrands/params.py reads them)."""
 
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+SCHEDULES = ("constant", "cosine")          # a phase's learning rate: fixed, or cosine decay to 0 over its epochs
+CLASS_WEIGHTS = ("balanced", "none")        # balanced: each class weighs the same in the loss, however many images
