@@ -61,3 +61,15 @@ def test_pipeline(tmp_path, tiny_repro):
     assert not mismatched
     assert "prepare" in changes["data.image_size"]["dvc status reports"]
     assert "train" in changes["data.image_size"]["may rerun after them"]
+
+
+@pytest.mark.fixture
+def test_real_photos(tmp_path, real_cars):
+    stdout, result = _bench("real_photos", tmp_path, str(real_cars))
+    names = [s["name"] for s in result["stages"]]
+    assert names == ["audit", "prepare", "pretrained", "transfer", "evaluate@transfer"]
+    assert set(result["models"]) == {"transfer", "probe (frozen features)"}
+    for scores in result["models"].values():
+        low, high = scores["ci95"]
+        assert low <= scores["accuracy"] <= high and 0 <= scores["macro_f1"] <= 1
+    assert "Models (test split)" in stdout

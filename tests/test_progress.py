@@ -1,0 +1,27 @@
+import numpy as np
+
+from carbrands.progress import Progress, duration
+from carbrands.training.optimizers import balanced_class_weights
+
+
+def test_progress_line_says_count_rate_and_time_left(capsys):
+    progress = Progress("features train", 200, every=0.0)
+    progress.update(50)
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("features train: 50/200 images (25 %), ") and "images/s, about" in line
+    assert progress.line(10.0) == "features train: 50/200 images (25 %), 5.0 images/s, about 30 s left"
+    assert duration(125) == "2 min 05 s"
+
+
+def test_progress_stays_quiet_within_its_interval(capsys):
+    progress = Progress("audit", 10, "files", every=3600)
+    progress.update(5)
+    assert capsys.readouterr().out == ""
+
+
+def test_balanced_class_weights_give_each_class_the_same_total():
+    labels = np.array([0] * 90 + [1] * 10)
+    weights = balanced_class_weights(labels, 2)
+    assert weights == {0: 100 / (2 * 90), 1: 100 / (2 * 10)}
+    assert weights[0] * 90 == weights[1] * 10
+    assert balanced_class_weights(np.array([0, 1, 1, 0]), 2) is None   # balanced: unchanged training
