@@ -115,6 +115,11 @@ def _weights(key, v):
     return _str(key, v)
 
 
+def _image_size(key, v):
+    # "auto": the size the audit recommends for the data (prepare reads it from the audit)
+    return v if v == "auto" else _int(32, 1024)(key, v)
+
+
 _FRACTION = _float(0, 1)
 _PHASE = _section({
     "learning_rate": _float(0, 10, lo_open=True),
@@ -136,7 +141,7 @@ SCHEMA = _section({
     }),
     "data": _section({
         "dir": _str,
-        "image_size": _int(32, 1024),
+        "image_size": _image_size,
         "resize": _choice(*RESIZE_MODES),
         "drop_leaked": _bool,
         "val_fraction": _float(0, 0.9),

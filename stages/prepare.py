@@ -16,12 +16,14 @@ def main() -> None:
     d = params.load()["data"]
     manifest, duplicates, summary = prepare.read_audit(paths.AUDIT, d["dir"])
     selection = prepare.select(manifest, duplicates, d["drop_leaked"])
-    prepare.write(paths.PREPARED, selection, Path(d["dir"]), d["image_size"], d["resize"], d["max_image_pixels"])
+    size = summary["recommended_size"] if d["image_size"] == "auto" else d["image_size"]
+    prepare.write(paths.PREPARED, selection, Path(d["dir"]), size, d["resize"], d["max_image_pixels"])
     counts, dropped = selection.counts, selection.dropped
     files.write_json(paths.DATA_METRICS, {"audit": summary, "prepared": {
-        "image_size": d["image_size"], "resize": d["resize"], "counts": counts,
+        "image_size": size, "resize": d["resize"], "counts": counts,
         "dropped_leaked": dropped, "recommended_size": summary["recommended_size"]}})
-    print(f"prepare: {d['image_size']}x{d['image_size']} ({d['resize']}), "
+    print(f"prepare: {size}x{size}{' (auto: the audit recommends it)' if d['image_size'] == 'auto' else ''} "
+          f"({d['resize']}), "
           + ", ".join(f"{s}={n}" for s, n in counts.items())
           + (f"; dropped {dropped['val']} val and {dropped['test']} test images that copy a train image"
              if d["drop_leaked"] else "; leaked images kept (data.drop_leaked: false)"))

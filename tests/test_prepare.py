@@ -8,6 +8,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from carbrands.data.images import load_for_model
 from carbrands.data.prepared import load_classes, load_meta, load_split
 from stages import audit, prepare
 
@@ -34,7 +35,7 @@ def _corpus(root: Path) -> Path:
 
 def _run_stages(data_dir: Path, work: Path, monkeypatch, **data) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"].update(dir=str(data_dir), image_size=32, **data)
+    params["data"].update({"dir": str(data_dir), "image_size": 32, **data})
     work.mkdir(exist_ok=True)
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(work)
@@ -88,3 +89,19 @@ def test_real_cars_end_to_end(real_cars, tmp_path, monkeypatch):
     assert sizes["val"] == 15 and sizes["train"] + sizes["test"] == 59 and sizes["test"] >= 6
     test = load_split(prepared, "test")
     assert set(test.labels.tolist()) == {0, 1, 2}                     # stratified: every brand in test
+
+
+def test_auto_image_size_is_the_audits_recommendation(tmp_path, monkeypatch):
+    work = _run_stages(_corpus(tmp_path / "corpus"), tmp_path / "work", monkeypatch, image_size="auto")
+    recommended = json.loads((work / "data/audit/summary.json").read_text())["recommended_size"]
+    assert load_meta(work / "data/prepared")["image_size"] == recommended
+    assert load_split(work / "data/prepared", "train").images.shape[1:] == (recommended, recommended, 3)
+
+
+@pytest.mark.parametrize("mode", ["pad", "crop", "stretch"])
+def test_photos_of_any_size_and_aspect_are_prepared(tmp_path, mode):
+    # real photos run from tens to thousands of pixels, in any aspect
+    for i, (w, h) in enumerate([(12, 9), (3000, 40), (40, 2500), (1, 1), (4000, 3000)]):
+        Image.new("RGB", (w, h), (i * 40, 100, 200)).save(tmp_path / f"{i}.jpg")
+        image = load_for_model(tmp_path / f"{i}.jpg", 224, mode, 40_000_000)
+        assert image.shape == (224, 224, 3) and image.dtype == np.uint8

@@ -61,17 +61,25 @@ class _EpochLog(keras.callbacks.Callback):
 
 
 class _BatchProgress(keras.callbacks.Callback):
-    """A progress line within an epoch at most every 30 s: on a CPU an epoch at 224 px
-    can take minutes, and the per-epoch line alone leaves the log silent that long."""
+    """A progress line within an epoch at most every 30 s, for its training and its
+    validation: on a CPU an epoch at 224 px can take minutes, and the per-epoch line
+    alone leaves the log silent that long."""
 
-    def __init__(self, batches_per_epoch: int):
+    def __init__(self, batches_per_epoch: int, validation_batches: int | None):
         super().__init__()
-        self.batches = batches_per_epoch
+        self.batches, self.validation_batches = batches_per_epoch, validation_batches
 
     def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
         self.progress = Progress(f"epoch {epoch + 1}", self.batches, "batches")
 
     def on_train_batch_end(self, batch, logs=None):
+        self.progress.update()
+
+    def on_test_begin(self, logs=None):
+        self.progress = Progress(f"epoch {self.epoch + 1} validation", self.validation_batches or 0, "batches")
+
+    def on_test_batch_end(self, batch, logs=None):
         self.progress.update()
 
 
@@ -96,7 +104,8 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
     log = _EpochLog(initial_epoch + epochs)
     callbacks: list[keras.callbacks.Callback] = [log]
     if batches_per_epoch:
-        callbacks.append(_BatchProgress(batches_per_epoch))
+        cardinality = int(val_ds.cardinality())
+        callbacks.append(_BatchProgress(batches_per_epoch, cardinality if cardinality > 0 else None))
     if patience is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                                        restore_best_weights=True))
