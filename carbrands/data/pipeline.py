@@ -33,7 +33,7 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffl
         # one read of the memmap; slicing in-memory tensors is the fastest source
         ds = in_memory_batches(np.ascontiguousarray(images), labels, batch_size, shuffle, seed)
     else:
-        ds = _streamed_batches(images, labels, batch_size, shuffle, seed)
+        ds = streamed_batches(images, labels, batch_size, shuffle, seed)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     if augmenter is not None:
         # a stateless seed per batch (new ones each epoch) keeps the map parallel under op
@@ -62,11 +62,12 @@ def train_val_datasets(train: Split, val: Split, batch_size: int, seed: int,
             make_dataset(val.images, val.labels, batch_size, False, seed))
 
 
-def _streamed_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool,
-                      seed: int) -> tf.data.Dataset:
-    """Batches read from the memmap by index, so only a few batches are in memory:
-    only the indices are shuffled."""
-    shape = images.shape[1:]
+def streamed_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool,
+                     seed: int) -> tf.data.Dataset:
+    """Batches read from an array (a memmap, or cached features) by index, so the array
+    is never copied into a tensor and only a few batches are in memory: only the
+    indices are shuffled."""
+    shape, dtype = images.shape[1:], tf.as_dtype(images.dtype)
 
     def read(idx):
         rows = np.sort(idx)  # ascending rows read the file front to back
@@ -76,6 +77,6 @@ def _streamed_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, s
     if shuffle:
         ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(
-        lambda idx: tf.numpy_function(read, [idx], (tf.uint8, tf.int32)),
+        lambda idx: tf.numpy_function(read, [idx], (dtype, tf.int32)),
         num_parallel_calls=tf.data.AUTOTUNE)
     return ds.map(lambda x, y: (tf.ensure_shape(x, (None, *shape)), tf.ensure_shape(y, (None,))))

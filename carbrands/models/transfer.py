@@ -20,7 +20,7 @@ import pandas as pd
 import tensorflow as tf
 
 from carbrands.data.augment import build_augmenter
-from carbrands.data.pipeline import in_memory_batches, make_dataset
+from carbrands.data.pipeline import make_dataset, streamed_batches
 from carbrands.data.prepared import Split
 from carbrands.errors import ParamError, WeightsError
 from carbrands.models.backbones import backbone_spec, check_image_size
@@ -153,28 +153,29 @@ class TrainResult:
 
 def feature_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool, seed: int):
     """Batches of cached backbone features (float16 in memory, float32 out), shuffled
-    per epoch like the image datasets."""
-    return (in_memory_batches(features, labels, batch_size, shuffle, seed)
+    per epoch like the image datasets; read by index, so the cache is never copied."""
+    return (streamed_batches(features, labels, batch_size, shuffle, seed)
             .map(lambda x, y: (tf.cast(x, tf.float32), y)).prefetch(tf.data.AUTOTUNE))
 
 
 def frozen_features(frozen: keras.Model, images: np.ndarray, batch_size: int, label: str,
-                    mirror: bool = False) -> np.ndarray:
-    """The frozen part's outputs for uint8 images (left-right mirrored when asked), in
-    batches read from the memory-mapped array, with a progress line every 30 s: at
-    224 px on 2 CPU cores this is minutes of work. Kept as float16, which halves the
-    memory (5,000 photos at 224 px and their mirror images: 2 GB instead of 4)."""
-    progress = Progress(f"features {label}", len(images))
+                    mirrors: tuple[bool, ...] = (False,)) -> np.ndarray:
+    """The frozen part's outputs for uint8 images, once per entry of `mirrors` (True:
+    the left-right mirror image), stacked in that order; computed batch by batch from
+    the memory-mapped array, with a progress line every 30 s (at 224 px on 2 CPU
+    cores this is minutes). Kept as float16 in one array, which halves the memory:
+    5,000 photos at 224 px and their mirror images take 2 GB instead of 4."""
+    progress = Progress(f"features {label}", len(images) * len(mirrors))
     out = None
-    for start in range(0, len(images), batch_size):
-        batch = np.asarray(images[start:start + batch_size], np.float32)
-        if mirror:
-            batch = batch[:, :, ::-1]
-        values = keras.ops.convert_to_numpy(frozen(batch, training=False))
-        if out is None:
-            out = np.empty((len(images), *values.shape[1:]), np.float16)
-        out[start:start + len(batch)] = values
-        progress.update(len(batch))
+    for copy, mirror in enumerate(mirrors):
+        for start in range(0, len(images), batch_size):
+            batch = np.asarray(images[start:start + batch_size], np.float32)
+            values = keras.ops.convert_to_numpy(frozen(batch[:, :, ::-1] if mirror else batch, training=False))
+            if out is None:
+                out = np.empty((len(images) * len(mirrors), *values.shape[1:]), np.float16)
+            row = copy * len(images) + start
+            out[row:row + len(batch)] = values
+            progress.update(len(batch))
     return out
 
 
@@ -194,11 +195,12 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
     cached = {phase: not cfg[phase]["augment"] and cfg[phase]["epochs"] > 0 for phase in PHASES}
     start = time.perf_counter()
     mirrors = (False, True) if cfg["mirror_features"] else (False,)
-    cut = {"train": np.concatenate([frozen_features(parts.frozen, train.images, bs, "train" + " mirrored" * m, m)
-                                    for m in mirrors]),
+    cut = {"train": frozen_features(parts.frozen, train.images, bs, "train", mirrors),
            "val": frozen_features(parts.frozen, val.images, bs, "val")}
     cached_labels = np.concatenate([train.labels] * len(mirrors))
-    pooled = {name: parts.tail_pooled.predict(f, batch_size=bs, verbose=0) for name, f in cut.items()}
+    labels = {"train": cached_labels, "val": val.labels}
+    pooled = {name: parts.tail_pooled.predict(feature_dataset(f, labels[name], bs, False, seed), verbose=0)
+              for name, f in cut.items()}
     parts.model.get_layer("feature_norm").adapt(pooled["train"])
     if not cached["fine_tune"]:
         del cut
