@@ -55,3 +55,9 @@ def optimizer_history(run: str) -> Path:
 
 def optimizer_metrics(run: str) -> Path:
     return METRICS / "optimizers" / f"{run}.json"
+
+
+def machine_record(metrics: Path) -> Path:
+    """Where a training stage ran, beside its metrics file (an out, not a metric):
+    metrics/train/cnn.json -> metrics/train/cnn.machine.json."""
+    return metrics.with_name(f"{metrics.stem}.machine.json")
