@@ -54,7 +54,7 @@ def test_pipeline(tmp_path, tiny_repro):
     assert repro_seconds > result["noop_repro"]["seconds"] > 0
     changes = {r["param"]: r for r in result["params_changes"]}
     assert set(changes) == {"seed", "synth.jpeg_quality", "data.image_size", "augment.zoom",
-                            "train.dense_units", "transfer.dense_units", "evaluate.bootstrap",
+                            "train.dense_units", "train.deterministic", "transfer.dense_units", "evaluate.bootstrap",
                             "optimizers.epochs"}
     # DVC reruns exactly the stages that read each key (a wrong params list in dvc.yaml fails here)
     mismatched = {k: (r["dvc status reports"], r["expected"]) for k, r in changes.items() if not r["match"]}

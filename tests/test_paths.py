@@ -10,7 +10,9 @@ from carbrands import paths
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR, SYNTH_DIR = "${data.dir}", "${synth.out_dir}"   # inputs that are params, not paths
 
-# stage -> (data deps, outs, metrics); `item`/`key` stand for the matrix/foreach item
+RUN, SEED = "${item.run}", "${item.seed}"                  # the optimizers matrix's item
+
+# stage -> (data deps, outs, metrics); `item` stands for the matrix item
 EXPECTED = {
     "synthesize": (set(), {SYNTH_DIR}, set()),
     "audit": ({DATA_DIR}, {paths.AUDIT, paths.AUDIT_PLOTS}, set()),
@@ -26,7 +28,9 @@ EXPECTED = {
                  {paths.train_metrics("transfer")}),
     "evaluate": ({paths.model("${item.model}"), paths.train_metrics("${item.model}"), paths.PREPARED},
                  {paths.evaluate_plots("${item.model}")}, {paths.evaluate_metrics("${item.model}")}),
-    "optimizers": ({paths.PREPARED}, {paths.optimizer_history("${key}")}, {paths.optimizer_metrics("${key}")}),
+    "optimizers": ({paths.PREPARED},
+                   {paths.optimizer_history(RUN, SEED), paths.machine_record(paths.optimizer_metrics(RUN, SEED))},
+                   {paths.optimizer_metrics(RUN, SEED)}),
     "report": ({paths.METRICS, paths.AUDIT_PLOTS, paths.AUGMENT_PLOTS, paths.TRAIN_PLOTS, paths.EVALUATE_PLOTS,
                 paths.OPTIMIZER_PLOTS}, {paths.REPORT, paths.REPORT_PLOTS}, set()),
 }
