@@ -61,3 +61,14 @@ def test_pipeline(tmp_path, tiny_repro):
     assert not mismatched
     assert "prepare" in changes["data.image_size"]["dvc status reports"]
     assert "train" in changes["data.image_size"]["may rerun after them"]
+
+
+def test_determinism(tmp_path):
+    stdout, result = _bench("determinism", tmp_path)
+    rows = {(r["size"], r["op determinism"]): r for r in result["rows"]}
+    assert set(rows) == {(32, "on"), (32, "off"), (32, "off, XLA forced")}
+    assert all(r["images_per_second"] > 0 and r["min_ips"] <= r["images_per_second"] <= r["max_ips"]
+               for r in rows.values())
+    assert rows[(32, "on")]["XLA"] == "off" and rows[(32, "off, XLA forced")]["XLA"] == "on"
+    assert rows[(32, "on")]["speed_vs_on"] == 1.0
+    assert result["machine"]["cpu"] and "32 px: determinism off is" in stdout
