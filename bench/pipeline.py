@@ -32,16 +32,18 @@ from bench import _common as common  # noqa: E402
 REPRO_TARGET_S = 600
 NOOP_TARGET_S = 3
 # One key per params.yaml section -> the stages whose code reads it ("optimizers@*": every
-# optimizer run). Only these must report a change; what runs after them reruns only if
+# optimizer run and seed, optimizers@<run>-<seed>). Only these must report a change; what runs after them reruns only if
 # their outputs change.
 OPTIMIZER_RUNS = "optimizers@*"
 EXPECTED = {
+    # the optimizer runs take their seeds from optimizers.seeds (in their commands), not from `seed`
     "seed": ["synthesize", "audit", "augment_check", "train", "pretrained", "transfer", "evaluate@cnn",
-             "evaluate@transfer", OPTIMIZER_RUNS],
+             "evaluate@transfer"],
     "synth.jpeg_quality": ["synthesize"],
     "data.image_size": ["prepare"],
     "augment.zoom": ["augment_check", "train", "transfer", OPTIMIZER_RUNS],
     "train.dense_units": ["train", OPTIMIZER_RUNS],
+    "train.deterministic": ["train", "transfer", OPTIMIZER_RUNS],   # the one train key transfer reads
     "transfer.dense_units": ["transfer"],
     "evaluate.bootstrap": ["evaluate@cnn", "evaluate@transfer", OPTIMIZER_RUNS],
     "optimizers.epochs": [OPTIMIZER_RUNS],
@@ -78,7 +80,8 @@ def params_changes(project: Path) -> list[dict]:
     params_path = project / "params.yaml"
     original = params_path.read_text()
     base = yaml.safe_load(original)
-    runs = sorted(f"optimizers@{name}" for name in base["optimizers"]["runs"])
+    runs = sorted(f"optimizers@{name}-{seed}" for name in base["optimizers"]["runs"]
+                  for seed in base["optimizers"]["seeds"])
     downstream_of = _downstream(project)
     before = changed_stages(project)
     if before:

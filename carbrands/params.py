@@ -110,6 +110,13 @@ def _optimizer_runs(key, v):
     return {name: _optimizer_run(f"{key}.{name}", run) for name, run in v.items()}
 
 
+def _seeds(key, v):
+    seeds = _list_of(_int(0, 2**31 - 1))(key, v)
+    if len(set(seeds)) != len(seeds):
+        raise ParamError(key, f"seeds repeat: {seeds}")
+    return seeds
+
+
 def _weights(key, v):
     # imagenet / none, or a path to a weights file (checked by the stage that reads it)
     return _str(key, v)
@@ -178,6 +185,7 @@ SCHEMA = _section({
         "reduce_lr_factor": _float(0, 1, lo_open=True),
         "mixed_precision": _bool,
         "strategy": _choice(*STRATEGIES),
+        "deterministic": _bool,        # op determinism in train, transfer and optimizers
     }),
     "transfer": _section({
         "backbone": _choice(*BACKBONES),
@@ -198,6 +206,7 @@ SCHEMA = _section({
     }),
     "optimizers": _section({
         "epochs": _int(1, 10000),
+        "seeds": _seeds,
         "runs": _optimizer_runs,
     }),
 })

@@ -49,9 +49,16 @@ def evaluate_metrics(name: str) -> Path:
     return METRICS / "evaluate" / f"{name}.json"
 
 
-def optimizer_history(run: str) -> Path:
-    return OPTIMIZER_PLOTS / f"{run}.csv"
+def optimizer_history(run: str, seed: int | str) -> Path:
+    return OPTIMIZER_PLOTS / f"{run}-{seed}.csv"
 
 
-def optimizer_metrics(run: str) -> Path:
-    return METRICS / "optimizers" / f"{run}.json"
+def optimizer_metrics(run: str, seed: int | str) -> Path:
+    """One optimizer run with one seed (stage optimizers@<run>-<seed>)."""
+    return METRICS / "optimizers" / f"{run}-{seed}.json"
+
+
+def machine_record(metrics: Path) -> Path:
+    """Where a training stage ran, beside its metrics file (an out, not a metric):
+    metrics/train/cnn.json -> metrics/train/cnn.machine.json."""
+    return metrics.with_name(f"{metrics.stem}.machine.json")

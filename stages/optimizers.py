@@ -1,9 +1,18 @@
-"""Stage `optimizers@<run>`: the default CNN re-trained with one optimizer from
-params `optimizers.runs`, for a fixed budget of `optimizers.epochs` (no early
-stopping, so every run gets the same number of updates), then scored on the
-test split. Adding a run to params.yaml adds a stage; no code changes.
+"""Stage `optimizers@<run>-<seed>`: the default CNN re-trained with one optimizer run
+from params `optimizers.runs` and one seed from `optimizers.seeds`, for a fixed
+budget of `optimizers.epochs` (no early stopping, so every run gets the same number
+of updates). It is judged on validation: the best val accuracy over its epochs and
+the val loss at that epoch; the report ranks the runs on those. Test accuracy is
+recorded too, for the chosen run only to be shown, never to rank on.
 
-Outputs: plots/optimizers/<run>.csv (history), metrics/optimizers/<run>.json.
+Adding a run or a seed to params.yaml adds stages; no code changes, and the other
+stages stay up to date (each lists only its own run's params; its seed is in its
+command).
+
+    python -m stages.optimizers RUN SEED
+
+Outputs: plots/optimizers/<run>-<seed>.csv (history), metrics/optimizers/<run>-<seed>.json,
+metrics/optimizers/<run>-<seed>.machine.json (where it ran).
 """
 import sys
 
@@ -14,18 +23,28 @@ from carbrands.errors import ParamError
 from carbrands.evaluation.scores import evaluate_split
 from carbrands.files import write_csv, write_json
 from carbrands.models.cnn import build_cnn
-from carbrands.training.fit import HISTORY_COLUMNS, fit
-from carbrands.training.optimizers import compile_model, make_optimizer
+from carbrands.training import devices
+from carbrands.training.fit import HISTORY_COLUMNS, best_epoch, fit
+from carbrands.training.optimizers import balanced_class_weights, compile_model, make_optimizer
+
+
+def _run_and_seed(p: dict) -> tuple[str, int]:
+    runs, seeds = p["optimizers"]["runs"], p["optimizers"]["seeds"]
+    args = sys.argv[1:]
+    name = args[0] if args else ""
+    if name not in runs:
+        raise ParamError("optimizers.runs", f"no run named {name!r} (runs: {', '.join(runs)})")
+    seed = args[1] if len(args) > 1 else ""
+    if not seed.isdigit() or int(seed) not in seeds:
+        raise ParamError("optimizers.seeds", f"no seed {seed!r} (seeds: {', '.join(map(str, seeds))})")
+    return name, int(seed)
 
 
 def main() -> None:
     p = params.load()
-    runs = p["optimizers"]["runs"]
-    name = sys.argv[1] if len(sys.argv) > 1 else ""
-    if name not in runs:
-        raise ParamError("optimizers.runs", f"no run named {name!r} (runs: {', '.join(runs)})")
-    run, epochs, seed = runs[name], p["optimizers"]["epochs"], p["seed"]
-    seeding.set_global_seed(seed)
+    name, seed = _run_and_seed(p)
+    run, epochs = p["optimizers"]["runs"][name], p["optimizers"]["epochs"]
+    seeding.set_global_seed(seed, p["train"]["deterministic"])
     classes = prepared.load_classes(paths.PREPARED)
     image_size = prepared.load_meta(paths.PREPARED)["image_size"]
     train, val, test = (prepared.load_split(paths.PREPARED, s) for s in ("train", "val", "test"))
@@ -33,23 +52,32 @@ def main() -> None:
     train_ds, val_ds = train_val_datasets(train, val, p["train"]["batch_size"], seed, p["augment"])
     model = build_cnn(len(classes), image_size, p["train"])
     compile_model(model, make_optimizer(run["optimizer"], run["learning_rate"], run.get("momentum", 0.0)))
-    print(f"optimizers@{name}: {run['optimizer']} lr {run['learning_rate']} for {epochs} epochs")
+    print(f"optimizers@{name}-{seed}: {run['optimizer']} lr {run['learning_rate']} for {epochs} epochs, seed {seed}")
 
-    result = fit(model, train_ds, val_ds, len(train), epochs)
+    class_weight = (balanced_class_weights(train.labels, len(classes))
+                    if p["train"]["class_weight"] == "balanced" else None)
+    result = fit(model, train_ds, val_ds, len(train), epochs, class_weight=class_weight)
+    best = best_epoch(result.history)
     scores, *_ = evaluate_split(model, test.images, test.labels, classes, p["evaluate"]["bootstrap"], seed)
     metrics = {
-        "run": name, **run, "epochs": epochs,
+        "run": name, "seed": seed, **run, "epochs": epochs,
+        # what the runs are ranked on
+        "best_val_accuracy": float(best["val_accuracy"]),
+        "val_loss_at_best": float(best["val_loss"]),
+        "best_epoch": int(best["epoch"]),
+        # the final weights on test: shown for the chosen run, not used for ranking
         "test_accuracy": scores["accuracy"],
         "test_accuracy_ci95_low": scores["accuracy_ci95_low"],
         "test_accuracy_ci95_high": scores["accuracy_ci95_high"],
         "test_loss": scores["test_loss"],
-        "best_val_accuracy": float(result.history["val_accuracy"].max()),
         "train_seconds": round(result.seconds, 2),
     }
-    write_csv(paths.optimizer_history(name), result.history[HISTORY_COLUMNS])
-    write_json(paths.optimizer_metrics(name), metrics)
-    print(f"optimizers@{name}: test accuracy {scores['accuracy']:.3f} "
-          f"[{scores['accuracy_ci95_low']:.3f}, {scores['accuracy_ci95_high']:.3f}]")
+    write_csv(paths.optimizer_history(name, seed), result.history[HISTORY_COLUMNS])
+    metrics_path = paths.optimizer_metrics(name, seed)
+    write_json(metrics_path, metrics)
+    write_json(paths.machine_record(metrics_path), devices.machine_record())
+    print(f"optimizers@{name}-{seed}: best val accuracy {metrics['best_val_accuracy']:.3f} "
+          f"(epoch {metrics['best_epoch']}, val loss {metrics['val_loss_at_best']:.3f})")
 
 
 if __name__ == "__main__":

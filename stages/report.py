@@ -3,7 +3,7 @@ comparison figures that span stages (plots/report/)."""
 from pathlib import Path
 
 from carbrands import params, paths, stage
-from carbrands.evaluation import report, report_figures
+from carbrands.evaluation import comparison, report, report_figures
 from carbrands.files import write_text
 from carbrands.models.labels import transfer_start, transfer_title
 
@@ -11,7 +11,7 @@ from carbrands.models.labels import transfer_start, transfer_title
 def main() -> None:
     p = params.load()
     root = Path(".")
-    runs = report.optimizer_runs(root, list(p["optimizers"]["runs"]))
+    runs = comparison.optimizer_runs(root, list(p["optimizers"]["runs"]), p["optimizers"]["seeds"])
     backbone, pretrained = transfer_start(paths.train_metrics("transfer"))
     label = transfer_title(backbone, pretrained)
     report_figures.draw_comparisons(root, runs, label)

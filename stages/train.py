@@ -3,7 +3,7 @@ val_loss (best weights restored) and learning-rate reduction on plateaus.
 
 Outputs: models/cnn.keras (raw 0..255 images in, brand probabilities out),
 plots/train/cnn.csv (history per epoch), plots/train/cnn.png (learning curves),
-metrics/train/cnn.json (training summary).
+metrics/train/cnn.json (training summary), metrics/train/cnn.machine.json (where it ran).
 """
 from carbrands import params, paths, plots, seeding, stage
 from carbrands.data import prepared
@@ -18,7 +18,7 @@ from carbrands.training.optimizers import balanced_class_weights, compile_model,
 def main() -> None:
     p = params.load()
     cfg = p["train"]
-    seeding.set_global_seed(p["seed"])
+    seeding.set_global_seed(p["seed"], cfg["deterministic"])
     devices.set_mixed_precision(cfg["mixed_precision"])
     classes = prepared.load_classes(paths.PREPARED)
     image_size = prepared.load_meta(paths.PREPARED)["image_size"]
@@ -47,6 +47,7 @@ def main() -> None:
     metrics = {**history_metrics(result.history, model, result.seconds, result.images_per_second),
                "image_size": image_size, "optimizer": cfg["optimizer"]}
     write_json(paths.train_metrics("cnn"), metrics)
+    write_json(paths.machine_record(paths.train_metrics("cnn")), devices.machine_record())
     print(f"train: best val accuracy {metrics['best_val_accuracy']:.3f} after {metrics['epochs_run']} epochs, "
           f"{metrics['train_seconds']:.0f} s, {metrics['images_per_second']:.0f} images/s")
 

@@ -3,7 +3,7 @@ phases (head only, then the last backbone block too).
 
 Outputs: models/transfer.keras (raw 0..255 images in, like the CNN),
 plots/train/transfer.csv (history of both phases), plots/train/transfer.png,
-metrics/train/transfer.json.
+metrics/train/transfer.json, metrics/train/transfer.machine.json (where it ran).
 """
 import time
 
@@ -12,6 +12,7 @@ from carbrands.data import prepared
 from carbrands.data.pipeline import make_dataset
 from carbrands.files import atomic_path, write_csv, write_json
 from carbrands.models import transfer, weights
+from carbrands.training import devices
 from carbrands.training.fit import HISTORY_COLUMNS, history_metrics
 
 
@@ -19,7 +20,7 @@ def main() -> None:
     p = params.load()
     cfg = p["transfer"]
     backbone = cfg["backbone"]
-    seeding.set_global_seed(p["seed"])
+    seeding.set_global_seed(p["seed"], p["train"]["deterministic"])
     image_size = prepared.load_meta(paths.PREPARED)["image_size"]
     transfer.check_image_size(backbone, image_size)
     classes = prepared.load_classes(paths.PREPARED)
@@ -60,6 +61,7 @@ def main() -> None:
         "trainable_params_fine_tune": transfer.trainable_params(parts, "fine_tune"),
     }
     write_json(paths.train_metrics("transfer"), metrics)
+    write_json(paths.machine_record(paths.train_metrics("transfer")), devices.machine_record())
     print(f"transfer ({backbone}, {label}): best val accuracy {metrics['best_val_accuracy']:.3f} "
           f"(per phase {metrics['best_val_accuracy_per_phase']}), saved model {final_val_accuracy:.3f}, "
           f"{train_seconds:.0f} s")

@@ -54,7 +54,7 @@ def test_pipeline(tmp_path, tiny_repro):
     assert repro_seconds > result["noop_repro"]["seconds"] > 0
     changes = {r["param"]: r for r in result["params_changes"]}
     assert set(changes) == {"seed", "synth.jpeg_quality", "data.image_size", "augment.zoom",
-                            "train.dense_units", "transfer.dense_units", "evaluate.bootstrap",
+                            "train.dense_units", "train.deterministic", "transfer.dense_units", "evaluate.bootstrap",
                             "optimizers.epochs"}
     # DVC reruns exactly the stages that read each key (a wrong params list in dvc.yaml fails here)
     mismatched = {k: (r["dvc status reports"], r["expected"]) for k, r in changes.items() if not r["match"]}
@@ -73,3 +73,14 @@ def test_real_photos(tmp_path, real_cars):
         low, high = scores["ci95"]
         assert low <= scores["accuracy"] <= high and 0 <= scores["macro_f1"] <= 1
     assert "Models (test split)" in stdout
+
+
+def test_determinism(tmp_path):
+    stdout, result = _bench("determinism", tmp_path)
+    rows = {(r["size"], r["op determinism"]): r for r in result["rows"]}
+    assert set(rows) == {(32, "on"), (32, "off"), (32, "off, XLA forced")}
+    assert all(r["images_per_second"] > 0 and r["min_ips"] <= r["images_per_second"] <= r["max_ips"]
+               for r in rows.values())
+    assert rows[(32, "on")]["XLA"] == "off" and rows[(32, "off, XLA forced")]["XLA"] == "on"
+    assert rows[(32, "on")]["speed_vs_on"] == 1.0
+    assert result["machine"]["cpu"] and "32 px: determinism off is" in stdout

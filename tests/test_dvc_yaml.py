@@ -78,3 +78,35 @@ def test_stage_params_exist_in_params_yaml():
             for part in key.split("."):
                 assert part in node, f"{name}: params key {key!r} is not in params.yaml"
                 node = node[part]
+
+
+def _expanded_optimizer_stages(tmp_path: Path, runs: dict, seeds: list[int]) -> dict[str, list[str]]:
+    """DVC's own expansion of dvc.yaml under a params.yaml with these optimizer runs and
+    seeds: optimizer stage name -> the params keys it lists."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["optimizers"].update(runs=runs, seeds=seeds)
+    params_module.validate(p)
+    Repo.init(tmp_path, no_scm=True).close()
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
+    with Repo(str(tmp_path)) as repo:
+        return {stage.name: sorted(key for dep in stage.deps if isinstance(dep, ParamsDependency)
+                                   for key in dep.params)
+                for stage in repo.index.stages if stage.name.startswith("optimizers@")}
+
+
+def test_the_optimizers_matrix_is_runs_times_seeds_each_with_only_its_own_run(tmp_path):
+    runs = {"adam": {"optimizer": "adam", "learning_rate": 0.001},
+            "sgd-fast": {"optimizer": "sgd", "learning_rate": 0.05, "momentum": 0.9}}
+    stages = _expanded_optimizer_stages(tmp_path, runs, [7, 8, 9])
+    assert set(stages) == {f"optimizers@{run}-{seed}" for run in runs for seed in (7, 8, 9)}
+    for name, keys in stages.items():
+        run = name.removeprefix("optimizers@").rsplit("-", 1)[0]
+        # its own run's settings; never another run's, the whole mapping, or the seed list
+        # (adding a seed or a run must leave the existing stages up to date)
+        assert f"optimizers.runs.{run}" in keys, (name, keys)
+        assert not [k for k in keys if k.startswith("optimizers.runs") and k != f"optimizers.runs.{run}"]
+        assert "optimizers.seeds" not in keys and "seed" not in keys, (name, keys)

@@ -10,21 +10,27 @@ from carbrands import paths
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR, SYNTH_DIR = "${data.dir}", "${synth.out_dir}"   # inputs that are params, not paths
 
-# stage -> (data deps, outs, metrics); `item`/`key` stand for the matrix/foreach item
+RUN, SEED = "${item.run}", "${item.seed}"                  # the optimizers matrix's item
+
+# stage -> (data deps, outs, metrics); `item` stands for the matrix item
 EXPECTED = {
     "synthesize": (set(), {SYNTH_DIR}, set()),
     "audit": ({DATA_DIR}, {paths.AUDIT, paths.AUDIT_PLOTS}, set()),
     "prepare": ({DATA_DIR, paths.AUDIT}, {paths.PREPARED}, {paths.DATA_METRICS}),
     "augment_check": ({paths.PREPARED}, {paths.AUGMENT_PLOTS}, set()),
-    "train": ({paths.PREPARED}, {paths.model("cnn"), paths.train_history("cnn"), paths.train_figure("cnn")},
+    "train": ({paths.PREPARED}, {paths.model("cnn"), paths.train_history("cnn"), paths.train_figure("cnn"),
+                                 paths.machine_record(paths.train_metrics("cnn"))},
               {paths.train_metrics("cnn")}),
     "pretrained": (set(), {paths.PRETRAINED}, {paths.PRETRAINED_METRICS}),
     "transfer": ({paths.PREPARED, paths.PRETRAINED, paths.PRETRAINED_METRICS},
-                 {paths.model("transfer"), paths.train_history("transfer"), paths.train_figure("transfer")},
+                 {paths.model("transfer"), paths.train_history("transfer"), paths.train_figure("transfer"),
+                  paths.machine_record(paths.train_metrics("transfer"))},
                  {paths.train_metrics("transfer")}),
     "evaluate": ({paths.model("${item.model}"), paths.train_metrics("${item.model}"), paths.PREPARED},
                  {paths.evaluate_plots("${item.model}")}, {paths.evaluate_metrics("${item.model}")}),
-    "optimizers": ({paths.PREPARED}, {paths.optimizer_history("${key}")}, {paths.optimizer_metrics("${key}")}),
+    "optimizers": ({paths.PREPARED},
+                   {paths.optimizer_history(RUN, SEED), paths.machine_record(paths.optimizer_metrics(RUN, SEED))},
+                   {paths.optimizer_metrics(RUN, SEED)}),
     "report": ({paths.METRICS, paths.AUDIT_PLOTS, paths.AUGMENT_PLOTS, paths.TRAIN_PLOTS, paths.EVALUATE_PLOTS,
                 paths.OPTIMIZER_PLOTS}, {paths.REPORT, paths.REPORT_PLOTS}, set()),
 }

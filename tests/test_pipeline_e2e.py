@@ -90,10 +90,34 @@ def test_training_and_optimizer_metrics_are_consistent(tiny_repro):
     assert cnn["best_val_accuracy"] == pytest.approx(history["val_accuracy"].max())
     assert cnn["train_seconds"] > 0 and cnn["images_per_second"] > 0 and cnn["params"] > 0
     for name, run_params in p["optimizers"]["runs"].items():
-        m = _metrics(project, paths.optimizer_metrics(name))
-        assert m["run"] == name and m["optimizer"] == run_params["optimizer"]
-        assert m["epochs"] == p["optimizers"]["epochs"] == len(pd.read_csv(project / paths.optimizer_history(name)))
-        assert m["test_accuracy_ci95_low"] <= m["test_accuracy"] <= m["test_accuracy_ci95_high"]
+        for seed in p["optimizers"]["seeds"]:
+            m = _metrics(project, paths.optimizer_metrics(name, seed))
+            history = pd.read_csv(project / paths.optimizer_history(name, seed))
+            assert m["run"] == name and m["seed"] == seed and m["optimizer"] == run_params["optimizer"]
+            assert m["epochs"] == p["optimizers"]["epochs"] == len(history)
+            best = history.loc[history["val_accuracy"].idxmax()]
+            assert (m["best_val_accuracy"], m["val_loss_at_best"], m["best_epoch"]) == pytest.approx(
+                (best["val_accuracy"], best["val_loss"], best["epoch"]))
+            assert m["test_accuracy_ci95_low"] <= m["test_accuracy"] <= m["test_accuracy_ci95_high"]
+
+
+@pytest.mark.slow
+def test_each_training_stage_records_where_it_ran_beside_its_metrics_not_as_one(tiny_repro):
+    project, _ = tiny_repro
+    p = yaml.safe_load((project / "params.yaml").read_text())
+    metrics = [paths.train_metrics("cnn"), paths.train_metrics("transfer")] + [
+        paths.optimizer_metrics(name, seed) for name in p["optimizers"]["runs"] for seed in p["optimizers"]["seeds"]]
+    for m in metrics:
+        record = _metrics(project, paths.machine_record(m))
+        assert record["op_determinism"] is p["train"]["deterministic"] and record["tensorflow"], m
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], project))
+    assert "machine.json" not in json.dumps(shown)
+    history = pd.read_csv(project / paths.REPORT_PLOTS / "optimizers_history.csv")
+    assert list(history.columns[:3]) == ["run", "seed", "epoch"]
+    assert set(history["seed"]) == set(p["optimizers"]["seeds"])
+    text = (project / paths.REPORT).read_text()
+    assert "Best on validation: **" in text and "not used for ranking" in text and "seed spread" in text
+    assert "## Where the training ran" in text
 
 
 @pytest.mark.slow
@@ -103,14 +127,22 @@ def test_params_changes_rerun_only_dependent_stages(tiny_repro):
     original = params_path.read_text()
     try:
         p = yaml.safe_load(original)
+        seeds = p["optimizers"]["seeds"]
         p["optimizers"]["runs"]["nadam"] = {"optimizer": "nadam", "learning_rate": 0.001}
         params_path.write_text(yaml.safe_dump(p, sort_keys=False))
-        assert _changed_stages(project) == {"optimizers@nadam", "report"}
+        assert _changed_stages(project) == {f"optimizers@nadam-{s}" for s in seeds} | {"report"}
 
         p = yaml.safe_load(original)
         p["optimizers"]["runs"]["sgd"]["learning_rate"] = 0.05
         params_path.write_text(yaml.safe_dump(p, sort_keys=False))
-        assert _changed_stages(project) == {"optimizers@sgd", "report"}
+        assert _changed_stages(project) == {f"optimizers@sgd-{s}" for s in seeds} | {"report"}
+
+        # a new seed: one new stage per run, the existing ones stay up to date
+        p = yaml.safe_load(original)
+        p["optimizers"]["seeds"].append(max(seeds) + 1)
+        params_path.write_text(yaml.safe_dump(p, sort_keys=False))
+        assert _changed_stages(project) == {f"optimizers@{r}-{max(seeds) + 1}" for r in p["optimizers"]["runs"]} \
+            | {"report"}
 
         p = yaml.safe_load(original)
         p["evaluate"]["grid_images"] = 3

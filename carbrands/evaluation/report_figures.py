@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from carbrands import paths
+from carbrands.evaluation import comparison
 from carbrands.evaluation.report import percent
 from carbrands.files import write_csv
 from carbrands.plots import plt, save_figure
@@ -35,22 +36,27 @@ def draw_comparisons(root: Path, runs: pd.DataFrame, transfer_label: str) -> Non
                        transfer_label: pd.read_csv(root / paths.train_history("transfer"))},
                       out / "cnn_vs_transfer.png")
 
-    fig, ax = plt.subplots(figsize=(1.6 * len(runs) + 2, 4))
-    acc = runs["test_accuracy"]
-    err = [acc - runs["test_accuracy_ci95_low"], runs["test_accuracy_ci95_high"] - acc]
-    ax.bar(runs["run"], acc, yerr=err, capsize=6, color="#4c72b0")
-    for i, a in enumerate(acc):
-        ax.text(i, a / 2, percent(a), ha="center", color="white")
+    # the optimizer runs as they are ranked: on validation, over seeds
+    summary = comparison.rank(runs)
+    fig, ax = plt.subplots(figsize=(1.6 * len(summary) + 2, 4))
+    x = range(len(summary))
+    err = [summary["mean"] - summary["min"], summary["max"] - summary["mean"]]
+    ax.bar(x, summary["mean"], yerr=err, capsize=6, color="#4c72b0")
+    for i, row in enumerate(summary.itertuples(index=False)):
+        seeds = runs[runs["run"] == row.run][comparison.RANKED_ON]
+        ax.scatter([i] * len(seeds), seeds, color="black", s=14, zorder=3)
+        ax.text(i, row.mean / 2, percent(row.mean), ha="center", color="white")
+    ax.set_xticks(list(x), summary["run"])
     ax.set_ylim(0, 1)
-    ax.set_ylabel("Test accuracy (95 % bootstrap interval)")
-    ax.set_xlabel("Optimizer run")
-    ax.set_title("Optimizer comparison: test accuracy")
+    ax.set_ylabel("Best validation accuracy (mean; min-max over seeds)")
+    ax.set_xlabel("Optimizer run, best first")
+    ax.set_title("Optimizer comparison on validation")
     save_figure(fig, out / "optimizers_accuracy.png")
 
-    histories = pd.concat([pd.read_csv(root / paths.optimizer_history(name)).assign(run=name)
-                           for name in runs["run"]])
-    # long form, one row per run and epoch: `dvc plots` draws one line per run
+    histories = pd.concat([pd.read_csv(root / paths.optimizer_history(row.run, row.seed)).assign(
+        run=row.run, seed=row.seed) for row in runs.itertuples(index=False)])
+    # long form, one row per run, seed and epoch: `dvc plots` draws one line per run and seed
     write_csv(out / "optimizers_history.csv",
-              histories[["run", "epoch", "val_accuracy", "val_loss", "accuracy", "loss"]])
-    validation_curves({name: h for name, h in histories.groupby("run", sort=False)},
-                      out / "optimizers_curves.png", title_suffix=" per optimizer")
+              histories[["run", "seed", "epoch", "val_accuracy", "val_loss", "accuracy", "loss"]])
+    validation_curves({f"{run}, seed {seed}": h for (run, seed), h in histories.groupby(["run", "seed"], sort=False)},
+                      out / "optimizers_curves.png", title_suffix=" per optimizer run")

@@ -127,6 +127,11 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, 
     return FitResult(history, seconds, log.train_seconds, rate)
 
 
+def best_epoch(history: pd.DataFrame) -> pd.Series:
+    """The history row with the highest val accuracy (the first such epoch on a tie)."""
+    return history.loc[history["val_accuracy"].idxmax()]
+
+
 def history_metrics(history: pd.DataFrame, model: keras.Model, seconds: float, images_per_second: float) -> dict:
     """The training summary for a metrics JSON."""
     return {
