@@ -10,12 +10,14 @@ from pathlib import Path
 AUDIT = Path("data/audit")                    # manifest.csv, duplicates.csv, summary.json
 AUDIT_PLOTS = Path("plots/data")
 PREPARED = Path("data/prepared")              # the format: carbrands/data/prepared.py
-DATA_METRICS = Path("metrics/data.json")      # the audit summary and what was prepared
+DATA_METRICS = Path("metrics/data.json")      # headline numbers: images per split, brands, leaks
+DATA_DETAILS = Path("details/data.json")      # the whole audit summary and what was prepared
 AUGMENT_PLOTS = Path("plots/augment")
 AUGMENT_GRID = AUGMENT_PLOTS / "grid.png"
 PRETRAINED = Path("models/pretrained")        # <backbone>_notop.weights.h5
-PRETRAINED_METRICS = Path("metrics/pretrained.json")
-METRICS = Path("metrics")
+PRETRAINED_RECORD = Path("details/pretrained.json")  # route, pretrained or not, weight hash
+METRICS = Path("metrics")                     # what `dvc metrics show` lists: a handful of numbers a stage
+DETAILS = Path("details")                     # everything else a stage records (plain JSON in git)
 TRAIN_PLOTS = Path("plots/train")
 EVALUATE_PLOTS = Path("plots/evaluate")
 OPTIMIZER_PLOTS = Path("plots/optimizers")
@@ -41,12 +43,20 @@ def train_metrics(name: str) -> Path:
     return METRICS / "train" / f"{name}.json"
 
 
+def train_details(name: str) -> Path:
+    return DETAILS / "train" / f"{name}.json"
+
+
 def evaluate_plots(name: str) -> Path:
     return EVALUATE_PLOTS / name
 
 
 def evaluate_metrics(name: str) -> Path:
     return METRICS / "evaluate" / f"{name}.json"
+
+
+def evaluate_details(name: str) -> Path:
+    return DETAILS / "evaluate" / f"{name}.json"
 
 
 def optimizer_history(run: str) -> Path:

@@ -3,7 +3,7 @@ val_loss (best weights restored) and learning-rate reduction on plateaus.
 
 Outputs: models/cnn.keras (raw 0..255 images in, brand probabilities out),
 plots/train/cnn.csv (history per epoch), plots/train/cnn.png (learning curves),
-metrics/train/cnn.json (training summary).
+metrics/train/cnn.json (epochs, seconds), details/train/cnn.json (the whole summary).
 """
 from carbrands import params, paths, plots, seeding, stage
 from carbrands.data import prepared
@@ -11,7 +11,7 @@ from carbrands.data.pipeline import train_val_datasets
 from carbrands.files import atomic_path, write_csv, write_json
 from carbrands.models.cnn import build_cnn
 from carbrands.training import devices
-from carbrands.training.fit import HISTORY_COLUMNS, fit, history_metrics
+from carbrands.training.fit import HISTORY_COLUMNS, fit, headline, history_metrics
 from carbrands.training.optimizers import balanced_class_weights, compile_model, make_optimizer
 
 
@@ -46,7 +46,8 @@ def main() -> None:
                        f"Custom CNN on {image_size}x{image_size} images ({cfg['optimizer']})")
     metrics = {**history_metrics(result.history, model, result.seconds, result.images_per_second),
                "image_size": image_size, "optimizer": cfg["optimizer"]}
-    write_json(paths.train_metrics("cnn"), metrics)
+    write_json(paths.train_metrics("cnn"), headline(metrics))
+    write_json(paths.train_details("cnn"), metrics)
     print(f"train: best val accuracy {metrics['best_val_accuracy']:.3f} after {metrics['epochs_run']} epochs, "
           f"{metrics['train_seconds']:.0f} s, {metrics['images_per_second']:.0f} images/s")
 

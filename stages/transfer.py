@@ -3,7 +3,8 @@ phases (head only, then the last backbone block too).
 
 Outputs: models/transfer.keras (raw 0..255 images in, like the CNN),
 plots/train/transfer.csv (history of both phases), plots/train/transfer.png,
-metrics/train/transfer.json.
+metrics/train/transfer.json (epochs, seconds), details/train/transfer.json
+(backbone, weights, per-phase figures).
 """
 import time
 
@@ -12,7 +13,7 @@ from carbrands.data import prepared
 from carbrands.data.pipeline import make_dataset
 from carbrands.files import atomic_path, write_csv, write_json
 from carbrands.models import transfer, weights
-from carbrands.training.fit import HISTORY_COLUMNS, history_metrics
+from carbrands.training.fit import HISTORY_COLUMNS, headline, history_metrics
 
 
 def main() -> None:
@@ -24,7 +25,7 @@ def main() -> None:
     transfer.check_image_size(backbone, image_size)
     classes = prepared.load_classes(paths.PREPARED)
     train, val = prepared.load_split(paths.PREPARED, "train"), prepared.load_split(paths.PREPARED, "val")
-    source, record = weights.load_pretrained(backbone, paths.PRETRAINED, paths.PRETRAINED_METRICS)
+    source, record = weights.load_pretrained(backbone, paths.PRETRAINED, paths.PRETRAINED_RECORD)
 
     model = transfer.build_model(backbone, image_size, len(classes), cfg["dense_units"], cfg["dropout"],
                                  weights_from=source)
@@ -59,7 +60,8 @@ def main() -> None:
         "phases_stopped_by_cap": result.capped,
         "trainable_params_fine_tune": transfer.trainable_params(parts, "fine_tune"),
     }
-    write_json(paths.train_metrics("transfer"), metrics)
+    write_json(paths.train_metrics("transfer"), headline(metrics))
+    write_json(paths.train_details("transfer"), metrics)
     print(f"transfer ({backbone}, {label}): best val accuracy {metrics['best_val_accuracy']:.3f} "
           f"(per phase {metrics['best_val_accuracy_per_phase']}), saved model {final_val_accuracy:.3f}, "
           f"{train_seconds:.0f} s")
