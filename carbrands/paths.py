@@ -7,6 +7,8 @@ that are params, `data.dir` and `synth.out_dir`, live in params.yaml.)
 """
 from pathlib import Path
 
+from carbrands.models.names import TRAINED_MODELS
+
 AUDIT = Path("data/audit")                    # manifest.csv, duplicates.csv, summary.json
 AUDIT_PLOTS = Path("plots/data")
 PREPARED = Path("data/prepared")              # the format: carbrands/data/prepared.py
@@ -24,7 +26,10 @@ OPTIMIZER_PLOTS = Path("plots/optimizers")
 REPORT = Path("REPORT.md")
 REPORT_PLOTS = Path("plots/report")
 
-MODELS = ("cnn", "transfer")                  # the trained models (dvc.yaml's evaluate matrix)
+MODELS = TRAINED_MODELS                       # the trained models (dvc.yaml's evaluate matrix)
+EXPORTED = Path("models/exported")            # the `export` stage's forms of one model
+EXPORTED_SAVED_MODEL = EXPORTED / "saved_model"
+EXPORTED_TFLITE = EXPORTED / "model.tflite"
 
 
 def model(name: str) -> Path:

@@ -1,7 +1,7 @@
 """Stage `transfer`: a pretrained backbone with a new dense head, trained in two
 phases (head only, then the last backbone block too).
 
-Outputs: models/transfer.keras (raw 0..255 images in, like the CNN),
+Outputs: models/transfer.keras (raw 0..255 images in, like the CNN, with its class names),
 plots/train/transfer.csv (history of both phases), plots/train/transfer.png,
 metrics/train/transfer.json (epochs, seconds), details/train/transfer.json
 (backbone, weights, per-phase figures).
@@ -11,8 +11,8 @@ import time
 from carbrands import params, paths, plots, seeding, stage
 from carbrands.data import prepared
 from carbrands.data.pipeline import make_dataset
-from carbrands.files import atomic_path, write_csv, write_json
-from carbrands.models import transfer, weights
+from carbrands.files import write_csv, write_json
+from carbrands.models import bundle, transfer, weights
 from carbrands.training.fit import HISTORY_COLUMNS, headline, history_metrics
 
 
@@ -38,8 +38,8 @@ def main() -> None:
     _, final_val_accuracy = model.evaluate(
         make_dataset(val.images, val.labels, cfg["batch_size"], False, p["seed"]), verbose=0)
 
-    with atomic_path(paths.model("transfer")) as tmp:
-        model.save(tmp)
+    bundle.save_keras(model, paths.model("transfer"), bundle.make_info(
+        classes, image_size, prepared.load_meta(paths.PREPARED)["resize"]))
     write_csv(paths.train_history("transfer"), history[[*HISTORY_COLUMNS, "phase"]])
     label = transfer.weights_label(record["pretrained"], record["route"])
     plots.plot_history(history, paths.train_figure("transfer"), f"{backbone.upper()} transfer learning ({label})")

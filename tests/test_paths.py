@@ -27,6 +27,7 @@ EXPECTED = {
     "evaluate": ({paths.model("${item.model}"), paths.train_details("${item.model}"), paths.PREPARED},
                  {paths.evaluate_plots("${item.model}"), paths.evaluate_details("${item.model}")},
                  {paths.evaluate_metrics("${item.model}")}),
+    "export": ({paths.model("${export.model}"), paths.PREPARED}, {paths.EXPORTED}, set()),
     "optimizers": ({paths.PREPARED}, {paths.optimizer_history("${key}")}, {paths.optimizer_metrics("${key}")}),
     "report": ({paths.METRICS, paths.DETAILS, paths.AUDIT_PLOTS, paths.AUGMENT_PLOTS, paths.TRAIN_PLOTS,
                 paths.EVALUATE_PLOTS, paths.OPTIMIZER_PLOTS}, {paths.REPORT, paths.REPORT_PLOTS}, set()),
