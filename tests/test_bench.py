@@ -73,3 +73,10 @@ def test_real_photos(tmp_path, real_cars):
         low, high = scores["ci95"]
         assert low <= scores["accuracy"] <= high and 0 <= scores["macro_f1"] <= 1
     assert "Models (test split)" in stdout
+
+
+def test_export_latency(tmp_path):
+    stdout, result = _bench("export_latency", tmp_path)
+    assert [r["form"].split()[0] for r in result["rows"]] == ["keras", "SavedModel", "TFLite"]
+    assert all(0 < r["median_ms"] <= r["p90_ms"] for r in result["rows"])
+    assert "Latency per image, batch 1" in stdout
