@@ -7,7 +7,9 @@ without a GPU an `E0000 ... failed call to cuInit` that reads as an error. The f
 `import tensorflow` after this package is imported runs with stderr captured, up to and
 including the CUDA platform's start; every captured line is written back except those
 notices (the cuInit failure only where no NVIDIA device exists), so real errors still
-show. CARBRANDS_TF_STARTUP_LOG=1 writes everything back.
+show. The TFLite interpreter's `Created TensorFlow Lite XNNPACK delegate` is hidden the
+same way where carbrands/models/export.py creates one. CARBRANDS_TF_STARTUP_LOG=1 writes
+everything back.
 """
 import contextlib
 import glob
@@ -21,7 +23,8 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _NOTICES = ("before absl::InitializeLog()", "port.cc:", "cudart_stub.cc:", "cpu_feature_guard.cc:",
-            "To enable the following instructions", "Unable to register cu")
+            "To enable the following instructions", "Unable to register cu",
+            "Created TensorFlow Lite XNNPACK delegate")
 _NO_GPU = ("failed call to cuInit",)
 
 
