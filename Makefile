@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: put the venv first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: repro test plots clean-venv
+.PHONY: repro test plots metrics dvc clean-venv
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,15 @@ $(VENV)/.installed: requirements.txt
 
 repro: $(VENV)/.installed
 	$(BIN)/dvc repro
+
+# Any DVC command with the venv's dvc and python, no activation needed:
+#   make dvc ARGS="metrics diff main"     make dvc ARGS="exp run -S train.epochs=5"
+dvc: $(VENV)/.installed
+	$(BIN)/dvc $(ARGS)
+
+# The run's headline numbers (`dvc metrics show`); `make metrics REVS=main` diffs against main.
+metrics: $(VENV)/.installed
+	$(BIN)/dvc metrics $(if $(REVS),diff $(REVS),show)
 
 # the linter first (seconds), then the whole suite
 test: $(VENV)/.installed

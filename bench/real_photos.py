@@ -94,7 +94,7 @@ def probe(project: Path) -> dict:
     p = params.load()
     backbone = p["transfer"]["backbone"]
     size = prepared.load_meta(paths.PREPARED)["image_size"]
-    source, _ = weights.load_pretrained(backbone, paths.PRETRAINED, paths.PRETRAINED_METRICS)
+    source, _ = weights.load_pretrained(backbone, paths.PRETRAINED, paths.PRETRAINED_RECORD)
     model = transfer.build_model(backbone, size, len(prepared.load_classes(paths.PREPARED)), 8, 0.0,
                                  weights_from=source)
     pooled = transfer.split(model, backbone).pooled

@@ -14,7 +14,7 @@ import yaml
 
 from carbrands.data.names import RESIZE_MODES, SPLITS
 from carbrands.errors import ParamError
-from carbrands.models.names import BACKBONES, POOLINGS
+from carbrands.models.names import BACKBONES, POOLINGS, TRAINED_MODELS
 from carbrands.training.names import CLASS_WEIGHTS, OPTIMIZERS, SCHEDULES, STRATEGIES
 
 # Beyond the 16 named brands the synthesizer numbers them; the benchmarks' large datasets need that.
@@ -208,6 +208,9 @@ SCHEMA = _section({
         "epochs": _int(1, 10000),
         "seeds": _seeds,
         "runs": _optimizer_runs,
+    }),
+    "export": _section({
+        "model": _choice(*TRAINED_MODELS),
     }),
 })
 

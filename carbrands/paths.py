@@ -7,22 +7,29 @@ that are params, `data.dir` and `synth.out_dir`, live in params.yaml.)
 """
 from pathlib import Path
 
+from carbrands.models.names import TRAINED_MODELS
+
 AUDIT = Path("data/audit")                    # manifest.csv, duplicates.csv, summary.json
 AUDIT_PLOTS = Path("plots/data")
 PREPARED = Path("data/prepared")              # the format: carbrands/data/prepared.py
-DATA_METRICS = Path("metrics/data.json")      # the audit summary and what was prepared
+DATA_METRICS = Path("metrics/data.json")      # headline numbers: images per split, brands, leaks
+DATA_DETAILS = Path("details/data.json")      # the whole audit summary and what was prepared
 AUGMENT_PLOTS = Path("plots/augment")
 AUGMENT_GRID = AUGMENT_PLOTS / "grid.png"
 PRETRAINED = Path("models/pretrained")        # <backbone>_notop.weights.h5
-PRETRAINED_METRICS = Path("metrics/pretrained.json")
-METRICS = Path("metrics")
+PRETRAINED_RECORD = Path("details/pretrained.json")  # route, pretrained or not, weight hash
+METRICS = Path("metrics")                     # what `dvc metrics show` lists: a handful of numbers a stage
+DETAILS = Path("details")                     # everything else a stage records (plain JSON in git)
 TRAIN_PLOTS = Path("plots/train")
 EVALUATE_PLOTS = Path("plots/evaluate")
 OPTIMIZER_PLOTS = Path("plots/optimizers")
 REPORT = Path("REPORT.md")
 REPORT_PLOTS = Path("plots/report")
 
-MODELS = ("cnn", "transfer")                  # the trained models (dvc.yaml's evaluate matrix)
+MODELS = TRAINED_MODELS                       # the trained models (dvc.yaml's evaluate matrix)
+EXPORTED = Path("models/exported")            # the `export` stage's forms of one model
+EXPORTED_SAVED_MODEL = EXPORTED / "saved_model"
+EXPORTED_TFLITE = EXPORTED / "model.tflite"
 
 
 def model(name: str) -> Path:
@@ -41,12 +48,20 @@ def train_metrics(name: str) -> Path:
     return METRICS / "train" / f"{name}.json"
 
 
+def train_details(name: str) -> Path:
+    return DETAILS / "train" / f"{name}.json"
+
+
 def evaluate_plots(name: str) -> Path:
     return EVALUATE_PLOTS / name
 
 
 def evaluate_metrics(name: str) -> Path:
     return METRICS / "evaluate" / f"{name}.json"
+
+
+def evaluate_details(name: str) -> Path:
+    return DETAILS / "evaluate" / f"{name}.json"
 
 
 def optimizer_history(run: str, seed: int | str) -> Path:
@@ -56,6 +71,10 @@ def optimizer_history(run: str, seed: int | str) -> Path:
 def optimizer_metrics(run: str, seed: int | str) -> Path:
     """One optimizer run with one seed (stage optimizers@<run>-<seed>)."""
     return METRICS / "optimizers" / f"{run}-{seed}.json"
+
+
+def optimizer_details(run: str, seed: int | str) -> Path:
+    return DETAILS / "optimizers" / f"{run}-{seed}.json"
 
 
 def machine_record(metrics: Path) -> Path:

@@ -1,9 +1,12 @@
 """`python -m carbrands predict`: the top-k brands for new photos.
 
-Each file is decoded and resized exactly as `prepare` did for training
-(carbrands/data/images.py), at the model's own input size. A file that is no usable
-image gets one line on stderr saying why; the others are still predicted, and the
-exit status says that something was skipped.
+The model is a .keras file, an exported SavedModel folder or a .tflite file; each
+carries its class names, input size and resize mode (carbrands/models/bundle.py), so
+the file alone is enough. Each image is decoded and resized exactly as `prepare` did
+for training (carbrands/data/images.py). A file that is no usable image gets one line
+on stderr saying why; the others are still predicted, and the exit status says that
+something was skipped. A file that is no model, or a model without class names, is
+one line and exit status 2.
 """
 from __future__ import annotations
 
@@ -20,8 +23,8 @@ from carbrands.data import prepared
 from carbrands.data.images import UnusableImage, load_for_model
 from carbrands.data.names import RESIZE_MODES
 from carbrands.errors import UserError
-from carbrands.evaluation.scores import load_model, predict_probabilities
-from carbrands.files import read_json, write_csv
+from carbrands.files import write_csv
+from carbrands.models import export
 
 # Files taken from a folder; a file named on the command line is always tried.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -33,13 +36,15 @@ PARAMS = "params.yaml"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
-    parser.add_argument("--model", default="models/cnn.keras", help="saved Keras model (default: %(default)s)")
+    parser.add_argument("--model", default="models/cnn.keras",
+                        help="a .keras model, an exported SavedModel folder or a .tflite file (default: %(default)s)")
     parser.add_argument("--top-k", type=_positive, default=3, help="brands shown per image (default: %(default)s)")
     parser.add_argument("--classes", default="data/prepared/classes.json",
-                        help="class names in label order, as `prepare` wrote them (default: %(default)s)")
+                        help="only for a .keras model saved before models carried their class names: the "
+                             "class names in label order, as `prepare` wrote them (default: %(default)s)")
     parser.add_argument("--resize", choices=RESIZE_MODES,
-                        help="how images are fitted to the square input (default: the mode in meta.json "
-                             "beside --classes, i.e. what the model was trained with)")
+                        help="how images are fitted to the square input (default: what the model was "
+                             "trained with, as it records; for an older model the mode in meta.json beside --classes)")
     parser.add_argument("--max-pixels", type=_positive,
                         help="refuse larger images, decompression bombs (default: data.max_image_pixels "
                              "in params.yaml)")
@@ -72,23 +77,12 @@ def image_files(paths: list[str]) -> tuple[list[Path], list[str]]:
     return files, problems
 
 
-def resize_mode(classes_path: Path, override: str | None) -> str:
+def legacy_resize(classes_path: Path, override: str | None) -> str | None:
+    """For a model that does not record it: --resize, else the mode in meta.json beside --classes."""
     if override:
         return override
     meta = classes_path.parent / "meta.json"
-    if not meta.is_file():
-        raise UserError(f"{meta} is missing: pass --resize ({'|'.join(RESIZE_MODES)}) as the model was trained")
-    return prepared.load_meta(meta.parent)["resize"]
-
-
-def load_classes(path: Path, n_outputs: int) -> list[str]:
-    if not path.is_file():
-        raise UserError(f"{path} is missing: run the `prepare` stage or pass --classes")
-    classes = read_json(path)
-    if not isinstance(classes, list) or len(classes) != n_outputs:
-        raise UserError(f"{path} lists {len(classes) if isinstance(classes, list) else 'no'} classes, "
-                        f"the model predicts {n_outputs}: pass the classes the model was trained on")
-    return [str(c) for c in classes]
+    return prepared.load_meta(meta.parent)["resize"] if meta.is_file() else None
 
 
 def top_k(probabilities: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -126,12 +120,12 @@ def max_pixels(override: int | None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Predict every file; return the exit status (0 all predicted, 1 some skipped)."""
     limit = max_pixels(args.max_pixels)
-    model = load_model(args.model)
-    classes = load_classes(Path(args.classes), model.output_shape[-1])
-    mode = resize_mode(Path(args.classes), args.resize)
-    size = model.input_shape[1]
-    if not size or model.input_shape[1] != model.input_shape[2]:
-        raise UserError(f"{args.model} does not take square images of a fixed size: {model.input_shape}")
+    classes_path = Path(args.classes)
+    model = export.load(args.model, classes_path, legacy_resize(classes_path, args.resize))
+    classes, size = model.info["classes"], model.info["image_size"]
+    mode = args.resize or model.info["resize"]
+    if not size:
+        raise UserError(f"{args.model} does not take square images of a fixed size")
     k = min(args.top_k, len(classes))
 
     files, problems = image_files(args.paths)
@@ -140,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     rows, predicted = [], 0
     width = max((len(c) for c in classes), default=0)
     for paths, pixels in _batches(files, size, mode, limit, problems):
-        probabilities = predict_probabilities(model, pixels)
+        probabilities = model.predict(pixels.astype(np.float32))
         for path, probs in zip(paths, probabilities):
             predicted += 1
             print(path)

@@ -1,7 +1,7 @@
 """Stage `audit`: audit every file under data.dir (verdicts, sizes, hashes, leakage).
 
 Writes data/audit/{manifest.csv, duplicates.csv, summary.json} and plots/data/
-(class_distribution.csv for `dvc plots`, and PNGs). metrics/data.json is written
+(class_distribution.csv for `dvc plots`, and PNGs). details/data.json is written
 by `prepare`, which merges this summary in (DVC allows one writer per file).
 """
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
     python -m stages.evaluate cnn|transfer
 
-Outputs: metrics/evaluate/<model>.json, and under plots/evaluate/<model>/:
+Outputs: metrics/evaluate/<model>.json (headline numbers), details/evaluate/<model>.json
+(with macro precision, recall and the test count), and under plots/evaluate/<model>/:
 per_class.csv, confusion.csv (actual, predicted: DVC's confusion template),
 confusion.png, correct.png, wrong.png, gradcam.png.
 """
@@ -20,7 +21,7 @@ from carbrands.models import labels
 def title_for(model: str) -> str:
     """The model's name for figure titles; says so when the transfer backbone started
     from random weights."""
-    return "CNN" if model == "cnn" else labels.transfer_title(*labels.transfer_start(paths.train_metrics("transfer")))
+    return "CNN" if model == "cnn" else labels.transfer_title(*labels.transfer_start(paths.train_details("transfer")))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
             cfg["grid_images"], p["seed"], title)
         figures.plot_gradcam(model, test.images, test.labels, probabilities, classes, out / "gradcam.png",
                              cfg["gradcam_images"], p["seed"], title)
-    files.write_json(paths.evaluate_metrics(name), {**metrics, "model": name})
+    files.write_json(paths.evaluate_metrics(name), {k: metrics[k] for k in scores.HEADLINE})
+    files.write_json(paths.evaluate_details(name), {**metrics, "model": name})
     print(f"evaluate {name}: test accuracy {metrics['accuracy']:.3f} "
           f"(95% CI {metrics['accuracy_ci95_low']:.3f}-{metrics['accuracy_ci95_high']:.3f}), "
           f"top-3 {metrics['top3_accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}, "

@@ -2,7 +2,8 @@
 
 Reads the audit, keeps the `ok` rows, drops val/test images that copy a train image
 (data.drop_leaked), and writes data/prepared/ (carbrands/data/prepared.py format)
-plus metrics/data.json (the audit summary and what was prepared).
+plus metrics/data.json (a few headline numbers) and details/data.json (the audit
+summary and what was prepared).
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def main() -> None:
     size = summary["recommended_size"] if d["image_size"] == "auto" else d["image_size"]
     prepare.write(paths.PREPARED, selection, Path(d["dir"]), size, d["resize"], d["max_image_pixels"])
     counts, dropped = selection.counts, selection.dropped
-    files.write_json(paths.DATA_METRICS, {"audit": summary, "prepared": {
+    files.write_json(paths.DATA_METRICS, prepare.headline(summary, selection))
+    files.write_json(paths.DATA_DETAILS, {"audit": summary, "prepared": {
         "image_size": size, "resize": d["resize"], "counts": counts,
         "dropped_leaked": dropped, "recommended_size": summary["recommended_size"]}})
     print(f"prepare: {size}x{size}{' (auto: the audit recommends it)' if d['image_size'] == 'auto' else ''} "

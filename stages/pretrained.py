@@ -1,6 +1,6 @@
 """Stage `pretrained`: the transfer backbone's weights as one DVC-tracked file.
 
-Outputs: models/pretrained/<backbone>_notop.weights.h5, metrics/pretrained.json
+Outputs: models/pretrained/<backbone>_notop.weights.h5, details/pretrained.json
 (route, whether the weights are pretrained at all, and a hash of the weight values).
 """
 from carbrands import params, paths, seeding, stage
@@ -18,7 +18,7 @@ def main() -> None:
     for old in paths.PRETRAINED.glob("*.weights.h5"):
         if old != out:
             old.unlink()
-    write_json(paths.PRETRAINED_METRICS, record)
+    write_json(paths.PRETRAINED_RECORD, record)
     state = "pretrained" if record["pretrained"] else "NOT pretrained (random initialisation)"
     print(f"{backbone} weights via {record['route']}: {out} ({state}, values sha256 {record['sha256'][:12]})")
 

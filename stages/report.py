@@ -12,7 +12,7 @@ def main() -> None:
     p = params.load()
     root = Path(".")
     runs = comparison.optimizer_runs(root, list(p["optimizers"]["runs"]), p["optimizers"]["seeds"])
-    backbone, pretrained = transfer_start(paths.train_metrics("transfer"))
+    backbone, pretrained = transfer_start(paths.train_details("transfer"))
     label = transfer_title(backbone, pretrained)
     report_figures.draw_comparisons(root, runs, label)
     text = report.build(root, runs, label, pretrained)

@@ -1,17 +1,20 @@
 """Stage `train`: the custom CNN, trained with augmentation, early stopping on
 val_loss (best weights restored) and learning-rate reduction on plateaus.
 
-Outputs: models/cnn.keras (raw 0..255 images in, brand probabilities out),
+Outputs: models/cnn.keras (raw 0..255 images in, brand probabilities out; carries its
+class names, input size and resize mode: carbrands/models/bundle.py),
 plots/train/cnn.csv (history per epoch), plots/train/cnn.png (learning curves),
-metrics/train/cnn.json (training summary), metrics/train/cnn.machine.json (where it ran).
+metrics/train/cnn.json (epochs, seconds), details/train/cnn.json (the whole summary),
+metrics/train/cnn.machine.json (where it ran).
 """
 from carbrands import params, paths, plots, seeding, stage
 from carbrands.data import prepared
 from carbrands.data.pipeline import train_val_datasets
-from carbrands.files import atomic_path, write_csv, write_json
+from carbrands.files import write_csv, write_json
+from carbrands.models import bundle
 from carbrands.models.cnn import build_cnn
 from carbrands.training import devices
-from carbrands.training.fit import HISTORY_COLUMNS, fit, history_metrics
+from carbrands.training.fit import HISTORY_COLUMNS, fit, headline, history_metrics
 from carbrands.training.optimizers import balanced_class_weights, compile_model, make_optimizer
 
 
@@ -39,14 +42,15 @@ def main() -> None:
                  reduce_lr_patience=cfg["reduce_lr_patience"], reduce_lr_factor=cfg["reduce_lr_factor"],
                  class_weight=class_weight, batches_per_epoch=-(-len(train) // batch_size))
 
-    with atomic_path(paths.model("cnn")) as tmp:
-        model.save(tmp)
+    bundle.save_keras(model, paths.model("cnn"), bundle.make_info(
+        classes, image_size, prepared.load_meta(paths.PREPARED)["resize"]))
     write_csv(paths.train_history("cnn"), result.history[HISTORY_COLUMNS])
     plots.plot_history(result.history, paths.train_figure("cnn"),
                        f"Custom CNN on {image_size}x{image_size} images ({cfg['optimizer']})")
     metrics = {**history_metrics(result.history, model, result.seconds, result.images_per_second),
                "image_size": image_size, "optimizer": cfg["optimizer"]}
-    write_json(paths.train_metrics("cnn"), metrics)
+    write_json(paths.train_metrics("cnn"), headline(metrics))
+    write_json(paths.train_details("cnn"), metrics)
     write_json(paths.machine_record(paths.train_metrics("cnn")), devices.machine_record())
     print(f"train: best val accuracy {metrics['best_val_accuracy']:.3f} after {metrics['epochs_run']} epochs, "
           f"{metrics['train_seconds']:.0f} s, {metrics['images_per_second']:.0f} images/s")

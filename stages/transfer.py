@@ -1,19 +1,20 @@
 """Stage `transfer`: a pretrained backbone with a new dense head, trained in two
 phases (head only, then the last backbone block too).
 
-Outputs: models/transfer.keras (raw 0..255 images in, like the CNN),
+Outputs: models/transfer.keras (raw 0..255 images in, like the CNN, with its class names),
 plots/train/transfer.csv (history of both phases), plots/train/transfer.png,
-metrics/train/transfer.json, metrics/train/transfer.machine.json (where it ran).
+metrics/train/transfer.json (epochs, seconds), details/train/transfer.json
+(backbone, weights, per-phase figures), metrics/train/transfer.machine.json (where it ran).
 """
 import time
 
 from carbrands import params, paths, plots, seeding, stage
 from carbrands.data import prepared
 from carbrands.data.pipeline import make_dataset
-from carbrands.files import atomic_path, write_csv, write_json
-from carbrands.models import transfer, weights
+from carbrands.files import write_csv, write_json
+from carbrands.models import bundle, transfer, weights
 from carbrands.training import devices
-from carbrands.training.fit import HISTORY_COLUMNS, history_metrics
+from carbrands.training.fit import HISTORY_COLUMNS, headline, history_metrics
 
 
 def main() -> None:
@@ -25,7 +26,7 @@ def main() -> None:
     transfer.check_image_size(backbone, image_size)
     classes = prepared.load_classes(paths.PREPARED)
     train, val = prepared.load_split(paths.PREPARED, "train"), prepared.load_split(paths.PREPARED, "val")
-    source, record = weights.load_pretrained(backbone, paths.PRETRAINED, paths.PRETRAINED_METRICS)
+    source, record = weights.load_pretrained(backbone, paths.PRETRAINED, paths.PRETRAINED_RECORD)
 
     model = transfer.build_model(backbone, image_size, len(classes), cfg["dense_units"], cfg["dropout"],
                                  weights_from=source)
@@ -38,8 +39,8 @@ def main() -> None:
     _, final_val_accuracy = model.evaluate(
         make_dataset(val.images, val.labels, cfg["batch_size"], False, p["seed"]), verbose=0)
 
-    with atomic_path(paths.model("transfer")) as tmp:
-        model.save(tmp)
+    bundle.save_keras(model, paths.model("transfer"), bundle.make_info(
+        classes, image_size, prepared.load_meta(paths.PREPARED)["resize"]))
     write_csv(paths.train_history("transfer"), history[[*HISTORY_COLUMNS, "phase"]])
     label = transfer.weights_label(record["pretrained"], record["route"])
     plots.plot_history(history, paths.train_figure("transfer"), f"{backbone.upper()} transfer learning ({label})")
@@ -60,7 +61,8 @@ def main() -> None:
         "phases_stopped_by_cap": result.capped,
         "trainable_params_fine_tune": transfer.trainable_params(parts, "fine_tune"),
     }
-    write_json(paths.train_metrics("transfer"), metrics)
+    write_json(paths.train_metrics("transfer"), headline(metrics))
+    write_json(paths.train_details("transfer"), metrics)
     write_json(paths.machine_record(paths.train_metrics("transfer")), devices.machine_record())
     print(f"transfer ({backbone}, {label}): best val accuracy {metrics['best_val_accuracy']:.3f} "
           f"(per phase {metrics['best_val_accuracy_per_phase']}), saved model {final_val_accuracy:.3f}, "

@@ -84,3 +84,10 @@ def test_determinism(tmp_path):
     assert rows[(32, "on")]["XLA"] == "off" and rows[(32, "off, XLA forced")]["XLA"] == "on"
     assert rows[(32, "on")]["speed_vs_on"] == 1.0
     assert result["machine"]["cpu"] and "32 px: determinism off is" in stdout
+
+
+def test_export_latency(tmp_path):
+    stdout, result = _bench("export_latency", tmp_path)
+    assert [r["form"].split()[0] for r in result["rows"]] == ["keras", "SavedModel", "TFLite"]
+    assert all(0 < r["median_ms"] <= r["p90_ms"] for r in result["rows"])
+    assert "Latency per image, batch 1" in stdout

@@ -49,7 +49,7 @@ def _project_imports(module_path: Path) -> set[str]:
 
 def test_package_inits_hold_no_code():
     """Stage deps leave out the packages' __init__.py files: safe only while they run nothing
-    (the top one sets a log level before TensorFlow loads, which changes no result)."""
+    (the top one keeps TensorFlow's start-up notices off stderr, which changes no result)."""
     for init in (ROOT / "carbrands").rglob("__init__.py"):
         if init.parent == ROOT / "carbrands":
             continue

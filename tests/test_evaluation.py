@@ -192,15 +192,15 @@ def workdir(setup, tmp_path, monkeypatch):
     if not nested.exists():
         fitted(nested_model, prepared, nested)
     (tmp_path / "models/transfer.keras").symlink_to(nested)
-    (tmp_path / "metrics/train").mkdir(parents=True)
-    (tmp_path / "metrics/train/transfer.json").write_text(json.dumps({"backbone": "vgg16", "pretrained": False}))
+    (tmp_path / "details/train").mkdir(parents=True)
+    (tmp_path / "details/train/transfer.json").write_text(json.dumps({"backbone": "vgg16", "pretrained": False}))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
 OUTPUTS = ["per_class.csv", "confusion.csv", "confusion.png", "correct.png", "wrong.png", "gradcam.png"]
-METRIC_KEYS = {"test_loss", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top3_accuracy",
-               "macro_precision", "macro_recall", "macro_f1", "n_test", "model"}
+METRIC_KEYS = {"test_loss", "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top3_accuracy", "macro_f1"}
+DETAIL_KEYS = METRIC_KEYS | {"macro_precision", "macro_recall", "n_test", "model"}
 
 
 @pytest.mark.parametrize("name", ["cnn", "transfer"])
@@ -213,7 +213,10 @@ def test_stage_writes_every_declared_output(workdir, name):
     evaluate.main([name])
 
     metrics = json.loads((workdir / f"metrics/evaluate/{name}.json").read_text())
-    assert set(metrics) == METRIC_KEYS and metrics["model"] == name and metrics["n_test"] == 24
+    details = json.loads((workdir / f"details/evaluate/{name}.json").read_text())
+    assert set(metrics) == METRIC_KEYS and set(details) == DETAIL_KEYS
+    assert details["model"] == name and details["n_test"] == 24
+    assert {k: details[k] for k in METRIC_KEYS} == metrics
     out = workdir / "plots/evaluate" / name
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)   # the earlier run's figure is gone
     for png in OUTPUTS[2:]:
@@ -233,7 +236,7 @@ def test_titles_say_when_the_transfer_backbone_was_not_pretrained(workdir):
 
     assert evaluate.title_for("cnn") == "CNN"
     assert evaluate.title_for("transfer") == "Transfer model (VGG16, not pretrained)"
-    (workdir / "metrics/train/transfer.json").write_text(json.dumps({"backbone": "vgg16", "pretrained": True}))
+    (workdir / "details/train/transfer.json").write_text(json.dumps({"backbone": "vgg16", "pretrained": True}))
     assert evaluate.title_for("transfer") == "Transfer model (VGG16)"
 
 

@@ -34,7 +34,7 @@ def test_repro_produces_every_output(tiny_repro):
                 paths.AUGMENT_GRID, paths.evaluate_plots("cnn") / "confusion.csv",
                 paths.evaluate_plots("transfer") / "gradcam.png", paths.REPORT_PLOTS / "optimizers_accuracy.png"]:
         assert (project / out).is_file(), out
-    transfer = _metrics(project, paths.train_metrics("transfer"))
+    transfer = _metrics(project, paths.train_details("transfer"))
     assert transfer["pretrained"] is False  # weights: none, chosen explicitly and recorded
     assert "not pretrained" in (project / paths.REPORT).read_text()
     assert _changed_stages(project) == set(), "a second look finds changes right after repro"
@@ -43,7 +43,7 @@ def test_repro_produces_every_output(tiny_repro):
 @pytest.mark.slow
 def test_the_audit_finds_the_planted_copies_and_prepare_drops_them(tiny_repro):
     project, _ = tiny_repro
-    data = _metrics(project, paths.DATA_METRICS)
+    data = _metrics(project, paths.DATA_DETAILS)
     audit, prepared = data["audit"], data["prepared"]
     # tiny params plant 1 exact and 1 near copy of a train image in val/test
     assert audit["planted"]["planted_pairs"] == 2 and audit["planted"]["recall"] == 1.0
@@ -58,8 +58,9 @@ def test_the_audit_finds_the_planted_copies_and_prepare_drops_them(tiny_repro):
 @pytest.mark.parametrize("model", paths.MODELS)
 def test_evaluation_metrics_agree_with_the_predictions(tiny_repro, model):
     project, _ = tiny_repro
-    m = _metrics(project, paths.evaluate_metrics(model))
-    n_test = _metrics(project, paths.DATA_METRICS)["prepared"]["counts"]["test"]
+    m = _metrics(project, paths.evaluate_details(model))
+    assert _metrics(project, paths.evaluate_metrics(model)).items() <= m.items()
+    n_test = _metrics(project, paths.DATA_METRICS)["images"]["test"]
     confusion = pd.read_csv(project / paths.evaluate_plots(model) / "confusion.csv")
     per_class = pd.read_csv(project / paths.evaluate_plots(model) / "per_class.csv")
     assert m["model"] == model and m["n_test"] == n_test == len(confusion) == per_class["support"].sum()
@@ -75,7 +76,7 @@ def test_the_cnn_scores_above_chance(tiny_repro):
     right). It must beat guessing clearly: a model that guesses (1/3 right on each car) does
     as well with a probability below 0.1 %, i.e. it needs about 25 of 45 right."""
     project, _ = tiny_repro
-    m = _metrics(project, paths.evaluate_metrics("cnn"))
+    m = _metrics(project, paths.evaluate_details("cnn"))
     correct = round(m["accuracy"] * m["n_test"])
     assert chance_p_value(correct, m["n_test"], 3) < 0.001, m
 
@@ -84,14 +85,16 @@ def test_the_cnn_scores_above_chance(tiny_repro):
 def test_training_and_optimizer_metrics_are_consistent(tiny_repro):
     project, _ = tiny_repro
     p = yaml.safe_load((project / "params.yaml").read_text())
-    cnn = _metrics(project, paths.train_metrics("cnn"))
+    cnn = _metrics(project, paths.train_details("cnn"))
+    assert _metrics(project, paths.train_metrics("cnn")).items() <= cnn.items()
     history = pd.read_csv(project / paths.train_history("cnn"))
     assert cnn["epochs_run"] == len(history) <= p["train"]["epochs"]
     assert cnn["best_val_accuracy"] == pytest.approx(history["val_accuracy"].max())
     assert cnn["train_seconds"] > 0 and cnn["images_per_second"] > 0 and cnn["params"] > 0
     for name, run_params in p["optimizers"]["runs"].items():
         for seed in p["optimizers"]["seeds"]:
-            m = _metrics(project, paths.optimizer_metrics(name, seed))
+            m = _metrics(project, paths.optimizer_details(name, seed))
+            assert _metrics(project, paths.optimizer_metrics(name, seed)).items() <= m.items()
             history = pd.read_csv(project / paths.optimizer_history(name, seed))
             assert m["run"] == name and m["seed"] == seed and m["optimizer"] == run_params["optimizer"]
             assert m["epochs"] == p["optimizers"]["epochs"] == len(history)

@@ -120,8 +120,53 @@ def test_missing_model_or_classes_is_one_line_and_exit_2(project, tmp_path, caps
     assert main(["predict", str(good), "--model", str(tmp_path / "none.keras")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "none.keras is missing" in err
+    # a model saved before models carried their class names, and no data/prepared to take them from
     assert main(["predict", str(good), "--model", str(project["model"]), "--classes", str(tmp_path / "c.json")]) == 2
-    assert "c.json is missing" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "carries no class names" in err
+
+
+@pytest.fixture(scope="module")
+def bundled(project, tmp_path_factory):
+    """The project's model saved as the stages save it (carrying its classes), and exported
+    as a SavedModel and a TFLite file; nothing else beside them."""
+    from carbrands.models import bundle, export
+
+    root = tmp_path_factory.mktemp("bundled")
+    model = keras.models.load_model(project["model"])
+    info = bundle.make_info(CLASSES, 32, "pad")
+    bundle.save_keras(model, root / "model.keras", info)
+    export.write_saved_model(model, root / "saved_model", info)
+    export.write_tflite(root / "saved_model", root / "model.tflite", info)
+    return root
+
+
+@pytest.mark.parametrize("form", ["model.keras", "saved_model", "model.tflite"])
+def test_a_model_that_carries_its_classes_needs_nothing_else(project, bundled, form, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)    # no data/prepared here; --max-pixels as no params.yaml either
+    files = [project["photos"] / "b.png", project["photos"] / "a.png"]
+    assert main(["predict", *map(str, files), "--model", str(bundled / form), "--max-pixels", "1000000"]) == 0
+    report = _parse(capsys.readouterr().out)
+    for path, expected in zip(files, project["expected"]):
+        best = np.argsort(-expected)[:3]
+        assert [b for b, _ in report[str(path)]] == [CLASSES[i] for i in best]
+        assert [p for _, p in report[str(path)]] == pytest.approx(expected[best], abs=6e-4)
+
+
+def test_bad_models_are_one_line_each_and_exit_2(project, bundled, tmp_path, capsys):
+    import shutil
+
+    good = str(project["photos"] / "a.png")
+    (tmp_path / "notes.keras").write_text("not a model")
+    (tmp_path / "notes.tflite").write_bytes(b"not a model either" * 10)
+    (tmp_path / "folder").mkdir()
+    shutil.copytree(bundled / "saved_model", tmp_path / "unlabelled")
+    (tmp_path / "unlabelled/carbrands.json").unlink()
+    for model, says in [("notes.keras", "not a readable Keras model"), ("notes.tflite", "not a readable TFLite"),
+                        ("folder", "not a SavedModel"), ("unlabelled", "carries no class names")]:
+        assert main(["predict", good, "--model", str(tmp_path / model)]) == 2, model
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and says in err, err
 
 
 @pytest.mark.slow

@@ -63,9 +63,12 @@ def test_prepare_writes_arrays_labels_and_drops_leaks(tmp_path, monkeypatch):
     meta = load_meta(prepared)
     assert meta["dropped_leaked"] == {"val": 1, "test": 1} and meta["counts"] == counts
     metrics = json.loads((work / "metrics/data.json").read_text())
-    assert metrics["prepared"]["dropped_leaked"] == {"val": 1, "test": 1}
-    assert metrics["audit"]["verdicts"]["unusable"] == 1
-    assert metrics["prepared"]["recommended_size"] == metrics["audit"]["recommended_size"]
+    assert metrics == {"images": counts, "brands": len(classes), "unusable_files": 1,
+                       "leaks_found": 2, "leaks_dropped": 2}
+    details = json.loads((work / "details/data.json").read_text())
+    assert details["prepared"]["dropped_leaked"] == {"val": 1, "test": 1}
+    assert details["audit"]["verdicts"]["unusable"] == 1
+    assert details["prepared"]["recommended_size"] == details["audit"]["recommended_size"]
     assert not list((work / "data").glob(".prepared*"))               # no temporary left behind
 
 

@@ -4,6 +4,7 @@ the `pretrained` and `transfer` stages writes what the rest of the pipeline read
 import json
 import shutil
 from pathlib import Path
+from unittest.mock import ANY
 
 import keras
 import numpy as np
@@ -82,7 +83,7 @@ def tiny_project(tmp_path, tiny_prepared, monkeypatch):
 @pytest.mark.slow
 def test_two_phase_run_writes_history_metrics_and_a_model_for_raw_images(tiny_project, tiny_prepared):
     stages.pretrained.main()
-    record = json.loads(Path("metrics/pretrained.json").read_text())
+    record = json.loads(Path("details/pretrained.json").read_text())
     assert record["route"] == "none" and record["pretrained"] is False
     stages.transfer.main()
 
@@ -92,7 +93,8 @@ def test_two_phase_run_writes_history_metrics_and_a_model_for_raw_images(tiny_pr
     assert history["phase"].tolist() == ["head", "fine_tune"]
     assert history["epoch"].tolist() == [1, 2]
     assert history["learning_rate"].tolist() == pytest.approx([1e-3, 1e-4])   # the cosine schedule starts at its rate
-    metrics = json.loads(Path("metrics/train/transfer.json").read_text())
+    assert json.loads(Path("metrics/train/transfer.json").read_text()) == {"epochs_run": 2, "train_seconds": ANY}
+    metrics = json.loads(Path("details/train/transfer.json").read_text())
     assert metrics["pretrained"] is False and metrics["weights_route"] == "none"
     assert "not pretrained" in metrics["weights"]
     assert metrics["epochs_run"] == 2 and metrics["epochs_run_per_phase"] == {"head": 1, "fine_tune": 1}

@@ -30,6 +30,16 @@ class Selection:
         return {s: len(rows) for s, rows in self.splits.items()}
 
 
+def headline(summary: dict, selection: Selection) -> dict:
+    """The data numbers `dvc metrics show` lists (metrics/data.json): images per split as
+    prepared, brands, unusable files, leaked val/test images found and dropped. The rest
+    of the audit stays in the details file."""
+    leaked = summary["duplicates"]["leaked_from_train"]
+    return {"images": selection.counts, "brands": len(selection.classes),
+            "unusable_files": summary["verdicts"]["unusable"],
+            "leaks_found": sum(leaked.values()), "leaks_dropped": sum(selection.dropped.values())}
+
+
 def read_audit(audit_dir: Path, data_dir: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The audit's manifest, duplicates and summary, refused when missing or about
     another dataset than data_dir."""

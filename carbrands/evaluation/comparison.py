@@ -17,8 +17,8 @@ RANKED_ON = "best_val_accuracy"
 
 
 def optimizer_runs(root: Path, names: list[str], seeds: list[int]) -> pd.DataFrame:
-    """One row per optimizer run and seed: its metrics file (stage optimizers@<run>-<seed>)."""
-    return pd.DataFrame([{**read_json(root / paths.optimizer_metrics(name, seed)), "run": name, "seed": seed}
+    """One row per optimizer run and seed: its whole record (stage optimizers@<run>-<seed>)."""
+    return pd.DataFrame([{**read_json(root / paths.optimizer_details(name, seed)), "run": name, "seed": seed}
                          for name in names for seed in seeds])
 
 

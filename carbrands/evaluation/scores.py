@@ -92,6 +92,11 @@ def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.log(np.clip(p, EPSILON, 1.0)).mean())
 
 
+# What an evaluation's metrics file holds (`dvc metrics show`); macro precision and
+# recall and the test count go to its details file with these.
+HEADLINE = ("accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top3_accuracy", "macro_f1", "test_loss")
+
+
 def evaluate_split(model: keras.Model, images: np.ndarray, labels: np.ndarray, classes: Sequence[str],
                    bootstrap: int, seed: int, batch_size: int = 64):
     """Score a model on one split.

@@ -1,5 +1,5 @@
 """The transfer model's label in figure titles and the report, and its one source:
-the `transfer` stage's metrics."""
+the `transfer` stage's details file."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +15,8 @@ def transfer_title(backbone: str, pretrained: bool) -> str:
 
 
 def transfer_start(record: Path) -> tuple[str, bool]:
-    """(backbone, pretrained) of the model the `transfer` stage trained, from its metrics
-    (`record`, metrics/train/transfer.json): the one source of how it started."""
+    """(backbone, pretrained) of the model the `transfer` stage trained, from its details
+    (`record`, details/train/transfer.json): the one source of how it started."""
     if not record.is_file():
         raise DataError(f"{record} is missing: run the `transfer` stage first")
     info = read_json(record)

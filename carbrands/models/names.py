@@ -4,3 +4,4 @@ carbrands/models/backbones.py builds, and the poolings of carbrands/models/cnn.p
 
 BACKBONES = ("vgg16", "resnet50", "efficientnetv2b0", "mobilenetv3small")
 POOLINGS = ("global", "flatten")
+TRAINED_MODELS = ("cnn", "transfer")   # the models the pipeline trains (export.model names one)

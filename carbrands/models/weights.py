@@ -76,7 +76,7 @@ def how_to_provide(backbone: str) -> str:
 
 def obtain(backbone: str, source: str, out_path: str | Path) -> dict:
     """Write the weights chosen by `source` (imagenet | none | a path) to out_path
-    (a .weights.h5 file) and return what to record in metrics/pretrained.json.
+    (a .weights.h5 file) and return what to record in details/pretrained.json.
     Random initialisation (`none`) follows the global seed, set by the caller."""
     spec = backbone_spec(backbone)
     if source == "none":

@@ -132,6 +132,15 @@ def best_epoch(history: pd.DataFrame) -> pd.Series:
     return history.loc[history["val_accuracy"].idxmax()]
 
 
+# What a training stage's metrics file holds (`dvc metrics show`); the whole record,
+# these included, goes to its details file.
+HEADLINE = ("epochs_run", "train_seconds")
+
+
+def headline(record: dict) -> dict:
+    return {k: record[k] for k in HEADLINE}
+
+
 def history_metrics(history: pd.DataFrame, model: keras.Model, seconds: float, images_per_second: float) -> dict:
     """The training summary for a metrics JSON."""
     return {

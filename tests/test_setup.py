@@ -1,0 +1,45 @@
+"""A first hour without surprises: no start-up notice of TensorFlow that reads as an error,
+real errors still shown, and a stage run by a Python without the project's packages says
+in one line what to do."""
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT
+
+QUIET = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "CARBRANDS_TF_STARTUP_LOG")}
+
+
+def _python(code: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env or QUIET, capture_output=True, text=True)
+
+
+@pytest.mark.skipif(bool(glob.glob("/dev/nvidia[0-9]*")), reason="a GPU machine: cuInit may really fail there")
+def test_tensorflow_starts_without_a_line_on_stderr():
+    proc = _python("import carbrands, keras, tensorflow as tf\n"
+                   "m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])\n"
+                   "print(m.predict(tf.ones((1, 4)), verbose=0).shape)")
+    assert proc.returncode == 0 and proc.stdout.strip() == "(1, 2)", proc.stderr
+    assert proc.stderr == ""
+    # the notices are TensorFlow's, written back on request
+    loud = _python("import carbrands, tensorflow", env=dict(QUIET, CARBRANDS_TF_STARTUP_LOG="1"))
+    assert "InitializeLog" in loud.stderr
+
+
+def test_other_lines_written_during_start_up_are_kept():
+    proc = _python("import os, carbrands\n"
+                   "with carbrands._start_up_notices_hidden():\n"
+                   "    os.write(2, b'I0000 00:00 1 cpu_feature_guard.cc:227] optimized\\n')\n"
+                   "    os.write(2, b'E0000 00:00 1 something.cc:1] a real problem\\n')\n")
+    assert proc.stderr == "E0000 00:00 1 something.cc:1] a real problem\n"
+
+
+def test_a_stage_under_a_python_without_the_packages_says_to_activate_the_venv(tmp_path):
+    # an interpreter that sees none of the venv's packages: -S leaves site-packages out
+    proc = subprocess.run([sys.executable, "-S", "-m", "stages.train"], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(QUIET, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "source .venv/bin/activate" in proc.stderr
