@@ -64,7 +64,7 @@ def run_measured(name: str, args: list[str], cwd: Path, images: int = 0) -> Step
     log = cwd / f".bench-{re.sub(r'[^A-Za-z0-9@.]+', '-', name)}.log"
     with open(log, "w") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(args, cwd=cwd, env=env(), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args, cwd=cwd, env=env(Path(cwd)), stdout=out, stderr=subprocess.STDOUT)
         sampler = _TreeSampler(proc.pid)
         sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)

@@ -75,18 +75,19 @@ def committed_copy(dest: Path, overrides: dict | None = None) -> Path:
     return dest
 
 
-def env() -> dict:
-    """The environment for project commands: this interpreter's bin first on PATH (dvc's
-    stage commands call `python`), the project importable from any directory."""
+def env(project: Path = ROOT) -> dict:
+    """The environment for commands in `project` (this checkout or a copy of it): this
+    interpreter's bin first on PATH (dvc's stage commands call `python`), the project's
+    own code importable from any directory, never this checkout's in place of a copy's."""
     return dict(os.environ,
                 PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                PYTHONPATH=os.pathsep.join(filter(None, [str(project), os.environ.get("PYTHONPATH")])),
                 TF_CPP_MIN_LOG_LEVEL="2")
 
 
 def run(args: list[str], cwd: Path) -> str:
     """Run a command; return its stdout, or raise with its output when it fails."""
-    proc = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True)
+    proc = subprocess.run(args, cwd=cwd, env=env(Path(cwd)), capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(map(str, args))} failed (exit {proc.returncode}):\n"
                            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
