@@ -114,3 +114,13 @@ def test_two_phase_run_writes_history_metrics_and_a_model_for_raw_images(tiny_pr
 
 def test_the_backbone_registry_builds_exactly_the_names_params_allow():
     assert tuple(backbones.BACKBONES) == names.BACKBONES
+
+
+def test_an_untrained_head_starts_at_a_loss_of_ln_brands():
+    # the first loss of the head phase is ln(brands), as for a uniform guess, not twice it
+    model = transfer.build_model("vgg16", 32, 7, dense_units=8, dropout=0.5)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    probabilities = model.predict(x, verbose=0)
+    np.testing.assert_allclose(probabilities, 1 / 7, rtol=1e-5)
+    loss = keras.losses.sparse_categorical_crossentropy(np.arange(4) % 7, probabilities)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss), np.log(7), rtol=1e-5)

@@ -65,7 +65,10 @@ def build_model(backbone: str, image_size: int, n_classes: int, dense_units: int
     x = keras.layers.Normalization(name="feature_norm")(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+    # zero weights: the first prediction is uniform, so the head starts at a loss of
+    # ln(brands) whatever the features; gradients reach head_dense from the second step
+    outputs = keras.layers.Dense(n_classes, activation="softmax", kernel_initializer="zeros",
+                                 name="predictions")(x)
     model = keras.Model(inputs, outputs, name=f"transfer_{backbone}")
     if weights_from is not None:
         copy_backbone_weights(weights_from, backbone_layers(model))
