@@ -16,9 +16,9 @@ AUGMENT_GRID = AUGMENT_PLOTS / "grid.png"
 PRETRAINED = Path("models/pretrained")        # <backbone>_notop.weights.h5
 PRETRAINED_METRICS = Path("metrics/pretrained.json")
 METRICS = Path("metrics")
-TRAIN_PLOTS = Path("plots/train")
+TRAIN_PLOTS = Path("plots/train")              # the learning-curve figures
 EVALUATE_PLOTS = Path("plots/evaluate")
-OPTIMIZER_PLOTS = Path("plots/optimizers")
+LIVE = Path("dvclive")                        # DVCLive's per-epoch metrics of each training stage
 REPORT = Path("REPORT.md")
 REPORT_PLOTS = Path("plots/report")
 
@@ -27,10 +27,6 @@ MODELS = ("cnn", "transfer")                  # the trained models (dvc.yaml's e
 
 def model(name: str) -> Path:
     return Path("models") / f"{name}.keras"
-
-
-def train_history(name: str) -> Path:
-    return TRAIN_PLOTS / f"{name}.csv"
 
 
 def train_figure(name: str) -> Path:
@@ -49,9 +45,24 @@ def evaluate_metrics(name: str) -> Path:
     return METRICS / "evaluate" / f"{name}.json"
 
 
-def optimizer_history(run: str) -> Path:
-    return OPTIMIZER_PLOTS / f"{run}.csv"
-
-
 def optimizer_metrics(run: str) -> Path:
     return METRICS / "optimizers" / f"{run}.json"
+
+
+def live_dir(stage: str) -> Path:
+    """DVCLive's folder of a training stage (train, transfer, optimizers/<run>): the
+    history of its epochs (training/live.py reads it back)."""
+    return LIVE / stage
+
+
+def live_metrics(stage: str) -> Path:
+    return live_dir(stage) / "metrics.json"
+
+
+def live_plots(stage: str) -> Path:
+    return live_dir(stage) / "plots"
+
+
+def optimizer_live(run: str) -> str:
+    """The live_dir stage name of an optimizer run."""
+    return f"optimizers/{run}"

@@ -2,17 +2,21 @@
 phases (head only, then the last backbone block too).
 
 Outputs: models/transfer.keras (raw 0..255 images in, like the CNN),
-plots/train/transfer.csv (history of both phases), plots/train/transfer.png,
-metrics/train/transfer.json.
+dvclive/transfer/ (per-epoch metrics of both phases through DVCLive),
+plots/train/transfer.png, metrics/train/transfer.json. Trains under
+`train.strategy` and `train.mixed_precision`, as `train` does; killed and run
+again, it resumes in the phase and from the epoch where it stopped.
 """
 import time
 
 from carbrands import params, paths, plots, seeding, stage
 from carbrands.data import prepared
 from carbrands.data.pipeline import make_dataset
-from carbrands.files import atomic_path, write_csv, write_json
+from carbrands.files import atomic_path, write_json
 from carbrands.models import transfer, weights
-from carbrands.training.fit import HISTORY_COLUMNS, history_metrics
+from carbrands.training import devices
+from carbrands.training.fit import history_metrics
+from carbrands.training.session import Session
 
 
 def main() -> None:
@@ -20,28 +24,35 @@ def main() -> None:
     cfg = p["transfer"]
     backbone = cfg["backbone"]
     seeding.set_global_seed(p["seed"])
+    devices.set_mixed_precision(p["train"]["mixed_precision"])
     image_size = prepared.load_meta(paths.PREPARED)["image_size"]
     transfer.check_image_size(backbone, image_size)
     classes = prepared.load_classes(paths.PREPARED)
     train, val = prepared.load_split(paths.PREPARED, "train"), prepared.load_split(paths.PREPARED, "val")
     source, record = weights.load_pretrained(backbone, paths.PRETRAINED, paths.PRETRAINED_METRICS)
 
-    model = transfer.build_model(backbone, image_size, len(classes), cfg["dense_units"], cfg["dropout"],
-                                 weights_from=source)
-    parts = transfer.split(model, backbone)
+    strategy = devices.strategy_from_params(p["train"]["strategy"])
+    cfg = {**cfg, "batch_size": devices.global_batch_size(cfg["batch_size"], strategy)}
+    with strategy.scope():   # the phases compile under the model's strategy (train_two_phases)
+        model = transfer.build_model(backbone, image_size, len(classes), cfg["dense_units"], cfg["dropout"],
+                                     weights_from=source)
+        parts = transfer.split(model, backbone)
+    reads = {"seed": p["seed"], "augment": p["augment"], "transfer": p["transfer"],
+             "train": {k: p["train"][k] for k in ("strategy", "mixed_precision")}}
+    s = Session.start("transfer", reads, [paths.PREPARED, paths.PRETRAINED])
     start = time.perf_counter()
-    result = transfer.train_two_phases(parts, train, val, cfg, p["augment"], p["seed"])
+    result = transfer.train_two_phases(parts, train, val, cfg, p["augment"], p["seed"], live=s.live, backup=s.backup)
     train_seconds = time.perf_counter() - start
     history = result.history
     # the assembled end-to-end model, scored on raw images: what evaluation will load
     _, final_val_accuracy = model.evaluate(
         make_dataset(val.images, val.labels, cfg["batch_size"], False, p["seed"]), verbose=0)
 
-    with atomic_path(paths.model("transfer")) as tmp:
+    with atomic_path(s.root / paths.model("transfer")) as tmp:
         model.save(tmp)
-    write_csv(paths.train_history("transfer"), history[[*HISTORY_COLUMNS, "phase"]])
     label = transfer.weights_label(record["pretrained"], record["route"])
-    plots.plot_history(history, paths.train_figure("transfer"), f"{backbone.upper()} transfer learning ({label})")
+    plots.plot_history(history, s.root / paths.train_figure("transfer"),
+                       f"{backbone.upper()} transfer learning ({label})")
     metrics = {
         "backbone": backbone,
         "pretrained": bool(record["pretrained"]),
@@ -59,7 +70,8 @@ def main() -> None:
         "phases_stopped_by_cap": result.capped,
         "trainable_params_fine_tune": transfer.trainable_params(parts, "fine_tune"),
     }
-    write_json(paths.train_metrics("transfer"), metrics)
+    write_json(s.root / paths.train_metrics("transfer"), metrics)
+    s.finish()
     print(f"transfer ({backbone}, {label}): best val accuracy {metrics['best_val_accuracy']:.3f} "
           f"(per phase {metrics['best_val_accuracy_per_phase']}), saved model {final_val_accuracy:.3f}, "
           f"{train_seconds:.0f} s")

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from carbrands import paths
+from carbrands.training.live import read_history
 from tests.helpers import TINY_PARAMS, run
 
 
@@ -85,14 +86,15 @@ def test_training_and_optimizer_metrics_are_consistent(tiny_repro):
     project, _ = tiny_repro
     p = yaml.safe_load((project / "params.yaml").read_text())
     cnn = _metrics(project, paths.train_metrics("cnn"))
-    history = pd.read_csv(project / paths.train_history("cnn"))
+    history = read_history(project / paths.live_dir("train"))
     assert cnn["epochs_run"] == len(history) <= p["train"]["epochs"]
     assert cnn["best_val_accuracy"] == pytest.approx(history["val_accuracy"].max())
     assert cnn["train_seconds"] > 0 and cnn["images_per_second"] > 0 and cnn["params"] > 0
     for name, run_params in p["optimizers"]["runs"].items():
         m = _metrics(project, paths.optimizer_metrics(name))
         assert m["run"] == name and m["optimizer"] == run_params["optimizer"]
-        assert m["epochs"] == p["optimizers"]["epochs"] == len(pd.read_csv(project / paths.optimizer_history(name)))
+        assert m["epochs"] == p["optimizers"]["epochs"] == len(
+            read_history(project / paths.live_dir(paths.optimizer_live(name))))
         assert m["test_accuracy_ci95_low"] <= m["test_accuracy"] <= m["test_accuracy_ci95_high"]
 
 
