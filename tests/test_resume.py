@@ -158,3 +158,45 @@ def test_the_backup_is_written_atomically(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         backup.save("fit", {"epoch": 3, "stopped": False, "rows": []}, {"model": [np.ones(3)]})
     assert backup.file.read_bytes() == before
+
+
+def _run(module: str, project: Path, **extra_env) -> tuple[int, str]:
+    proc = subprocess.run([sys.executable, "-m", module], cwd=project, env={**env(), **extra_env},
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    return proc.returncode, proc.stdout
+
+
+@pytest.mark.slow  # three tiny two-phase transfer runs, ~60 s
+def test_transfer_killed_in_fine_tuning_resumes_fine_tuning(tmp_path):
+    """Head 2 epochs, fine-tuning 2: killed after epoch 3 (the first of fine-tuning), the
+    rerun trains neither the head again nor fine-tuning from its start, and ends where
+    the uninterrupted run ends."""
+    tiny = {"weights": "none", "dense_units": 16, "batch_size": 16,
+            "head": {"epochs": 2, "patience": 5}, "fine_tune": {"epochs": 2, "patience": 5}}
+    projects = []
+    for name in ("uninterrupted", "killed"):
+        project = tmp_path / name
+        write_tiny(project / paths.PREPARED, ["Alpha", "Beta", "Gamma"], {"train": 24, "val": 8, "test": 8})
+        write_params(project, project_params({"transfer": tiny}))
+        assert _run("stages.pretrained", project)[0] == 0
+        projects.append(project)
+    reference, project = projects
+    assert _run("stages.transfer", reference)[0] == 0
+
+    code, out = _run("stages.transfer", project, **{resume.KILL_AFTER_EPOCH: "3"})
+    assert code == -signal.SIGKILL, out
+    code, out = _run("stages.transfer", project)
+    assert code == 0, out
+    assert [line for line in out.splitlines() if line.startswith("resume:")] == [
+        "resume: continuing transfer fine_tune from epoch 4 (backup taken after epoch 3 in "
+        ".resume/transfer/backup.npz)"]
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("epoch ")] == ["4/4"]
+
+    live = {p: {f.relative_to(p).as_posix(): f.read_bytes() for f in sorted((p / paths.live_dir("transfer")).rglob("*"))
+                if f.is_file()} for p in projects}
+    assert live[project] == live[reference]
+    assert read_history(project / paths.live_dir("transfer"))["phase"].tolist() == ["head"] * 2 + ["fine_tune"] * 2
+    import keras
+    for a, b in zip(*(keras.models.load_model(p / paths.model("transfer")).get_weights() for p in projects),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)

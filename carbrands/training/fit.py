@@ -133,7 +133,7 @@ def fit(model: keras.Model, train_ds: Epochs | tf.data.Dataset, val_ds: tf.data.
         callbacks.append(reduce)
 
     point = backup.point(phase) if backup is not None else None
-    if point is not None and point.get("done"):
+    if point is not None and point.get("finished"):
         return _replayed(point, train_examples, live)
     start, earlier = initial_epoch, {"seconds": 0.0, "train_seconds": 0.0}
     if backup is not None:

@@ -87,11 +87,11 @@ class Backup:
         return None, {}
 
     def point(self, phase: str) -> dict | None:
-        """For a phase about to train: its record when it finished before ({"done": True,
+        """For a phase about to train: its record when it finished before ({"finished": True,
         rows, seconds, train_seconds}); the state to continue from when the backup was
         taken in it (see fit); None: train it from the start."""
         if phase in self.done:
-            return {"done": True, **self.done[phase]}
+            return {"finished": True, **self.done[phase]}
         if self.state and self.state["phase"] == phase:
             return self.state
         return None
