@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from carbrands.data.pipeline import Epochs
 from carbrands.progress import Progress
+from carbrands.training import devices
 from carbrands.training.live import HISTORY_COLUMNS, LiveLog
 from carbrands.training.resume import Backup
 
@@ -152,6 +153,7 @@ def fit(model: keras.Model, train_ds: Epochs | tf.data.Dataset, val_ds: tf.data.
             saver.restored = point
         callbacks.append(saver)   # last: it saves what the others changed at the epoch's end
 
+    devices.work_around_multi_worker_fit(model)
     begin = time.perf_counter()
     if isinstance(train_ds, Epochs):
         # one stream of the remaining epochs, each exactly `steps` batches
