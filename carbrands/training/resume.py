@@ -21,6 +21,7 @@ finished is kept in the backup as its history, and is not trained again.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -127,5 +128,5 @@ class Backup:
     def remove(self) -> None:
         """The stage is done (or the backup unusable): remove it."""
         shutil.rmtree(self.dir, ignore_errors=True)
-        if self.dir.parent.is_dir() and not any(self.dir.parent.iterdir()):
+        with contextlib.suppress(OSError):   # .resume itself, when no other backup is left in it
             self.dir.parent.rmdir()
