@@ -37,18 +37,20 @@ def main(data: Path, steps: int, out: Path) -> None:
     train, val = prepared.load_split(data, "train"), prepared.load_split(data, "val")
     bs = cfg["batch_size"]
 
-    # built once, as the train stage builds it: its memory (the arrays, the shuffle
-    # buffer) is then what the stage holds
-    train_ds, val_ds = (ds.repeat() for ds in train_val_datasets(train, val, bs, p["seed"], p["augment"]))
+    # built once, as the train stage builds it: its memory (the arrays) is then what the
+    # stage holds; epoch 0 over and over (the stage draws a new order every epoch, at the
+    # same cost)
+    train_epochs, val_ds = train_val_datasets(train, val, bs, p["seed"], p["augment"])
+    train_ds, val_ds = train_epochs.dataset().repeat(), val_ds.repeat()
 
-    # the input pipeline alone; its first batch waits for the shuffle buffer to fill, which
-    # the train stage also waits for at the start of every epoch
+    # the input pipeline alone; its first batch waits for the first batches to be read and
+    # augmented, which the train stage also waits for at the start of its stream
     start = time.perf_counter()
     batches = iter(train_ds)
     next(batches)
     first_batch = time.perf_counter() - start
     input_s = _iterate_seconds(batches, steps)
-    del batches  # frees its shuffle buffer
+    del batches  # frees its prefetched batches
 
     noop = keras.Sequential([keras.Input((size, size, 3)), keras.layers.GlobalAveragePooling2D(),
                              keras.layers.Dense(len(classes), activation="softmax")], name="noop")

@@ -100,7 +100,7 @@ def _print_training(training: list[dict]) -> None:
                        "train stage)", rows)
     timed = ", ".join(f"{t['timed_steps']} steps at {t['size']} px" for t in training)
     print(f"Timed over {timed}, after 2 warm-up steps. An epoch is extrapolated: seconds to the first batch "
-          "(the shuffle buffer fills at the start of every epoch) + seconds per training step x steps per epoch "
+          "(the first batches read and augmented) + seconds per training step x steps per epoch "
           "+ seconds per validation batch x validation batches.\n"
           "input stall = 1 - (model speed fed by the input pipeline / fed one cached batch).")
 

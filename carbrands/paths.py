@@ -20,9 +20,9 @@ PRETRAINED = Path("models/pretrained")        # <backbone>_notop.weights.h5
 PRETRAINED_RECORD = Path("details/pretrained.json")  # route, pretrained or not, weight hash
 METRICS = Path("metrics")                     # what `dvc metrics show` lists: a handful of numbers a stage
 DETAILS = Path("details")                     # everything else a stage records (plain JSON in git)
-TRAIN_PLOTS = Path("plots/train")
+TRAIN_PLOTS = Path("plots/train")              # the learning-curve figures
 EVALUATE_PLOTS = Path("plots/evaluate")
-OPTIMIZER_PLOTS = Path("plots/optimizers")
+LIVE = Path("dvclive")                        # DVCLive's per-epoch metrics of each training stage
 REPORT = Path("REPORT.md")
 REPORT_PLOTS = Path("plots/report")
 
@@ -34,10 +34,6 @@ EXPORTED_TFLITE = EXPORTED / "model.tflite"
 
 def model(name: str) -> Path:
     return Path("models") / f"{name}.keras"
-
-
-def train_history(name: str) -> Path:
-    return TRAIN_PLOTS / f"{name}.csv"
 
 
 def train_figure(name: str) -> Path:
@@ -64,10 +60,6 @@ def evaluate_details(name: str) -> Path:
     return DETAILS / "evaluate" / f"{name}.json"
 
 
-def optimizer_history(run: str, seed: int | str) -> Path:
-    return OPTIMIZER_PLOTS / f"{run}-{seed}.csv"
-
-
 def optimizer_metrics(run: str, seed: int | str) -> Path:
     """One optimizer run with one seed (stage optimizers@<run>-<seed>)."""
     return METRICS / "optimizers" / f"{run}-{seed}.json"
@@ -81,3 +73,22 @@ def machine_record(metrics: Path) -> Path:
     """Where a training stage ran, beside its metrics file (an out, not a metric):
     metrics/train/cnn.json -> metrics/train/cnn.machine.json."""
     return metrics.with_name(f"{metrics.stem}.machine.json")
+
+
+def live_dir(stage: str) -> Path:
+    """DVCLive's folder of a training stage (train, transfer, optimizers/<run>): the
+    history of its epochs (training/live.py reads it back)."""
+    return LIVE / stage
+
+
+def live_metrics(stage: str) -> Path:
+    return live_dir(stage) / "metrics.json"
+
+
+def live_plots(stage: str) -> Path:
+    return live_dir(stage) / "plots"
+
+
+def optimizer_live(run: str, seed: int | str) -> str:
+    """The live_dir stage name of an optimizer run with one seed."""
+    return f"optimizers/{run}-{seed}"

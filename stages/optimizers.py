@@ -11,9 +11,11 @@ command).
 
     python -m stages.optimizers RUN SEED
 
-Outputs: plots/optimizers/<run>-<seed>.csv (history), metrics/optimizers/<run>-<seed>.json
-(four headline numbers), details/optimizers/<run>-<seed>.json (the whole record),
-metrics/optimizers/<run>-<seed>.machine.json (where it ran).
+Outputs: dvclive/optimizers/<run>-<seed>/ (per-epoch metrics through DVCLive),
+metrics/optimizers/<run>-<seed>.json (what the runs are ranked on),
+details/optimizers/<run>-<seed>.json (the whole record), metrics/optimizers/<run>-<seed>.machine.json
+(where it ran). Trains under `train.strategy` and `train.mixed_precision`, as `train`
+does; killed and run again, it resumes from the last finished epoch.
 """
 import sys
 
@@ -22,13 +24,16 @@ from carbrands.data import prepared
 from carbrands.data.pipeline import train_val_datasets
 from carbrands.errors import ParamError
 from carbrands.evaluation.scores import evaluate_split
-from carbrands.files import write_csv, write_json
+from carbrands.files import write_json
 from carbrands.models.cnn import build_cnn
 from carbrands.training import devices
-from carbrands.training.fit import HISTORY_COLUMNS, best_epoch, fit
+from carbrands.training.fit import best_epoch, fit
 from carbrands.training.optimizers import balanced_class_weights, compile_model, make_optimizer
+from carbrands.training.session import Session
 
-RANKED_ON_AND_SHOWN = ("best_val_accuracy", "val_loss_at_best", "test_accuracy", "train_seconds")
+# what `dvc metrics show` lists of a run: what the runs are ranked on (the whole record,
+# test figures, params and time included, goes to the details file)
+RANKED_ON = ("best_val_accuracy", "val_loss_at_best")
 
 
 def _run_and_seed(p: dict) -> tuple[str, int]:
@@ -48,18 +53,25 @@ def main() -> None:
     name, seed = _run_and_seed(p)
     run, epochs = p["optimizers"]["runs"][name], p["optimizers"]["epochs"]
     seeding.set_global_seed(seed, p["train"]["deterministic"])
+    devices.set_mixed_precision(p["train"]["mixed_precision"])
     classes = prepared.load_classes(paths.PREPARED)
     image_size = prepared.load_meta(paths.PREPARED)["image_size"]
     train, val, test = (prepared.load_split(paths.PREPARED, s) for s in ("train", "val", "test"))
 
-    train_ds, val_ds = train_val_datasets(train, val, p["train"]["batch_size"], seed, p["augment"])
-    model = build_cnn(len(classes), image_size, p["train"])
-    compile_model(model, make_optimizer(run["optimizer"], run["learning_rate"], run.get("momentum", 0.0)))
+    strategy = devices.strategy_from_params(p["train"]["strategy"])
+    batch_size = devices.global_batch_size(p["train"]["batch_size"], strategy)
+    train_ds, val_ds = train_val_datasets(train, val, batch_size, seed, p["augment"])
+    with strategy.scope():
+        model = build_cnn(len(classes), image_size, p["train"])
+        compile_model(model, make_optimizer(run["optimizer"], run["learning_rate"], run.get("momentum", 0.0)))
     print(f"optimizers@{name}-{seed}: {run['optimizer']} lr {run['learning_rate']} for {epochs} epochs, seed {seed}")
 
     class_weight = (balanced_class_weights(train.labels, len(classes))
                     if p["train"]["class_weight"] == "balanced" else None)
-    result = fit(model, train_ds, val_ds, len(train), epochs, class_weight=class_weight)
+    reads = {"seed": seed, "augment": p["augment"], "train": p["train"], "epochs": epochs, "run": run,
+             "bootstrap": p["evaluate"]["bootstrap"]}
+    s = Session.start(paths.optimizer_live(name, seed), reads, [paths.PREPARED])
+    result = fit(model, train_ds, val_ds, len(train), epochs, class_weight=class_weight, live=s.live, backup=s.backup)
     best = best_epoch(result.history)
     scores, *_ = evaluate_split(model, test.images, test.labels, classes, p["evaluate"]["bootstrap"], seed)
     record = {
@@ -75,13 +87,11 @@ def main() -> None:
         "test_loss": scores["test_loss"],
         "train_seconds": round(result.seconds, 2),
     }
-    write_csv(paths.optimizer_history(name, seed), result.history[HISTORY_COLUMNS])
     metrics_path = paths.optimizer_metrics(name, seed)
-    # `dvc metrics show` lists what the runs are ranked on, the chosen one's test figure
-    # and the time; the whole record (params, interval, epoch) goes to the details file
-    write_json(metrics_path, {k: record[k] for k in RANKED_ON_AND_SHOWN})
-    write_json(paths.optimizer_details(name, seed), record)
-    write_json(paths.machine_record(metrics_path), devices.machine_record())
+    write_json(s.root / metrics_path, {k: record[k] for k in RANKED_ON})
+    write_json(s.root / paths.optimizer_details(name, seed), record)
+    write_json(s.root / paths.machine_record(metrics_path), devices.machine_record())
+    s.finish()
     print(f"optimizers@{name}-{seed}: best val accuracy {record['best_val_accuracy']:.3f} "
           f"(epoch {record['best_epoch']}, val loss {record['val_loss_at_best']:.3f})")
 

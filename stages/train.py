@@ -3,19 +3,21 @@ val_loss (best weights restored) and learning-rate reduction on plateaus.
 
 Outputs: models/cnn.keras (raw 0..255 images in, brand probabilities out; carries its
 class names, input size and resize mode: carbrands/models/bundle.py),
-plots/train/cnn.csv (history per epoch), plots/train/cnn.png (learning curves),
-metrics/train/cnn.json (epochs, seconds), details/train/cnn.json (the whole summary),
-metrics/train/cnn.machine.json (where it ran).
+dvclive/train/ (per-epoch metrics through DVCLive, written as each epoch ends),
+plots/train/cnn.png (learning curves), metrics/train/cnn.json (epochs, seconds),
+details/train/cnn.json (the whole summary), metrics/train/cnn.machine.json (where it ran).
+Killed and run again, it resumes from the last finished epoch (training/resume.py).
 """
 from carbrands import params, paths, plots, seeding, stage
 from carbrands.data import prepared
 from carbrands.data.pipeline import train_val_datasets
-from carbrands.files import write_csv, write_json
+from carbrands.files import write_json
 from carbrands.models import bundle
 from carbrands.models.cnn import build_cnn
 from carbrands.training import devices
-from carbrands.training.fit import HISTORY_COLUMNS, fit, headline, history_metrics
+from carbrands.training.fit import fit, headline, history_metrics
 from carbrands.training.optimizers import balanced_class_weights, compile_model, make_optimizer
+from carbrands.training.session import Session
 
 
 def main() -> None:
@@ -38,20 +40,21 @@ def main() -> None:
           f"{strategy.num_replicas_in_sync} replica(s), batch {batch_size}")
 
     class_weight = balanced_class_weights(train.labels, len(classes)) if cfg["class_weight"] == "balanced" else None
+    s = Session.start("train", {key: p[key] for key in ("seed", "augment", "train")}, [paths.PREPARED])
     result = fit(model, train_ds, val_ds, len(train), cfg["epochs"], patience=cfg["patience"],
                  reduce_lr_patience=cfg["reduce_lr_patience"], reduce_lr_factor=cfg["reduce_lr_factor"],
-                 class_weight=class_weight, batches_per_epoch=-(-len(train) // batch_size))
+                 class_weight=class_weight, batches_per_epoch=train_ds.steps, live=s.live, backup=s.backup)
 
-    bundle.save_keras(model, paths.model("cnn"), bundle.make_info(
+    bundle.save_keras(model, s.root / paths.model("cnn"), bundle.make_info(
         classes, image_size, prepared.load_meta(paths.PREPARED)["resize"]))
-    write_csv(paths.train_history("cnn"), result.history[HISTORY_COLUMNS])
-    plots.plot_history(result.history, paths.train_figure("cnn"),
+    plots.plot_history(result.history, s.root / paths.train_figure("cnn"),
                        f"Custom CNN on {image_size}x{image_size} images ({cfg['optimizer']})")
     metrics = {**history_metrics(result.history, model, result.seconds, result.images_per_second),
                "image_size": image_size, "optimizer": cfg["optimizer"]}
-    write_json(paths.train_metrics("cnn"), headline(metrics))
-    write_json(paths.train_details("cnn"), metrics)
-    write_json(paths.machine_record(paths.train_metrics("cnn")), devices.machine_record())
+    write_json(s.root / paths.train_metrics("cnn"), headline(metrics))
+    write_json(s.root / paths.train_details("cnn"), metrics)
+    write_json(s.root / paths.machine_record(paths.train_metrics("cnn")), devices.machine_record())
+    s.finish()
     print(f"train: best val accuracy {metrics['best_val_accuracy']:.3f} after {metrics['epochs_run']} epochs, "
           f"{metrics['train_seconds']:.0f} s, {metrics['images_per_second']:.0f} images/s")
 

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from carbrands import paths
+from carbrands.training.live import read_history
 from tests.helpers import TINY_PARAMS, run
 
 
@@ -87,7 +88,7 @@ def test_training_and_optimizer_metrics_are_consistent(tiny_repro):
     p = yaml.safe_load((project / "params.yaml").read_text())
     cnn = _metrics(project, paths.train_details("cnn"))
     assert _metrics(project, paths.train_metrics("cnn")).items() <= cnn.items()
-    history = pd.read_csv(project / paths.train_history("cnn"))
+    history = read_history(project / paths.live_dir("train"))
     assert cnn["epochs_run"] == len(history) <= p["train"]["epochs"]
     assert cnn["best_val_accuracy"] == pytest.approx(history["val_accuracy"].max())
     assert cnn["train_seconds"] > 0 and cnn["images_per_second"] > 0 and cnn["params"] > 0
@@ -95,7 +96,7 @@ def test_training_and_optimizer_metrics_are_consistent(tiny_repro):
         for seed in p["optimizers"]["seeds"]:
             m = _metrics(project, paths.optimizer_details(name, seed))
             assert _metrics(project, paths.optimizer_metrics(name, seed)).items() <= m.items()
-            history = pd.read_csv(project / paths.optimizer_history(name, seed))
+            history = read_history(project / paths.live_dir(paths.optimizer_live(name, seed)))
             assert m["run"] == name and m["seed"] == seed and m["optimizer"] == run_params["optimizer"]
             assert m["epochs"] == p["optimizers"]["epochs"] == len(history)
             best = history.loc[history["val_accuracy"].idxmax()]

@@ -108,6 +108,9 @@ def test_make_dataset_batches_float_images_and_int_labels(tiny_prepared):
 
 @pytest.mark.parametrize("streamed", [False, True])
 def test_shuffle_is_seeded_and_changes_each_epoch(tiny_prepared, monkeypatch, streamed):
+    """Epoch e's order is a pure function of (seed, e): a new order every epoch, the
+    same one whether epoch e is drawn alone or after the epochs before it (what
+    resuming at epoch e relies on)."""
     if streamed:  # the memmap-streaming path used for splits too large for memory
         monkeypatch.setattr(pipeline, "IN_MEMORY_BYTES", 0)
     train = prepared.load_split(tiny_prepared, "train")
@@ -115,30 +118,33 @@ def test_shuffle_is_seeded_and_changes_each_epoch(tiny_prepared, monkeypatch, st
     def order(ds):
         return np.concatenate([y.numpy() for _, y in ds])
 
-    ds = pipeline.make_dataset(train.images, train.labels, 16, True, 1)
-    first, second = order(ds), order(ds)
+    epochs = pipeline.Epochs(train.images, train.labels, 16, 1)
+    first, second = order(epochs.dataset(0)), order(epochs.dataset(1))
     assert sorted(first) == sorted(train.labels.tolist())
     assert not np.array_equal(first, second)
-    np.testing.assert_array_equal(order(pipeline.make_dataset(train.images, train.labels, 16, True, 1)), first)
+    np.testing.assert_array_equal(order(epochs.dataset(0, 2)), np.concatenate([first, second]))
+    np.testing.assert_array_equal(order(pipeline.Epochs(train.images, train.labels, 16, 1).dataset(1)), second)
+    assert epochs.steps == 5 and int(epochs.dataset(0, 2).cardinality()) == 10
     # images still travel with their labels
-    x, y = next(iter(ds))
+    x, y = next(iter(epochs.dataset(3)))
     rows = [np.flatnonzero((train.images == img.astype(np.uint8)).all(axis=(1, 2, 3)))[0] for img in x.numpy()]
     np.testing.assert_array_equal(train.labels[rows], y.numpy())
 
 
 def test_augmentation_is_seeded_and_changes_each_epoch(tiny_prepared):
-    """Each batch gets its own augmentation, new every epoch, the same sequence for the
-    same seed (the stateless seeds come from the dataset, not from a generator's state)."""
+    """Each batch gets its own augmentation, new every epoch, the same for the same seed
+    and epoch (the stateless seeds are a function of seed, epoch and batch)."""
     train = prepared.load_split(tiny_prepared, "train")
     augmenter = build_augmenter(AUGMENT)
 
     def epoch(ds):
         return np.concatenate([x.numpy() for x, _ in ds])
 
-    ds = pipeline.make_dataset(train.images, train.labels, 16, False, 1, augmenter)
-    first, second = epoch(ds), epoch(ds)
+    epochs = pipeline.Epochs(train.images, train.labels, 16, 1, shuffle=False, augmenter=augmenter)
+    first, second = epoch(epochs.dataset(0)), epoch(epochs.dataset(1))
     assert not np.allclose(first, np.asarray(train.images, np.float32))
     assert not np.allclose(first, second)
+    np.testing.assert_array_equal(epoch(epochs.dataset(0, 2))[len(first):], second)
     again = pipeline.make_dataset(train.images, train.labels, 16, False, 1, augmenter)
     np.testing.assert_array_equal(epoch(again), first)
 

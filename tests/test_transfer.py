@@ -8,7 +8,6 @@ from unittest.mock import ANY
 
 import keras
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
@@ -18,6 +17,7 @@ from carbrands import paths
 from carbrands.data.prepared import load_split
 from carbrands.errors import ParamError
 from carbrands.models import backbones, names, transfer
+from carbrands.training.live import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW_TO_BUILD = {"resnet50", "efficientnetv2b0"}
@@ -87,7 +87,7 @@ def test_two_phase_run_writes_history_metrics_and_a_model_for_raw_images(tiny_pr
     assert record["route"] == "none" and record["pretrained"] is False
     stages.transfer.main()
 
-    history = pd.read_csv("plots/train/transfer.csv")
+    history = read_history(paths.live_dir("transfer"))
     assert list(history.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy",
                                      "learning_rate", "phase"]
     assert history["phase"].tolist() == ["head", "fine_tune"]

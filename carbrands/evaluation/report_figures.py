@@ -11,6 +11,7 @@ from carbrands.evaluation import comparison
 from carbrands.evaluation.report import percent
 from carbrands.files import write_csv
 from carbrands.plots import plt, save_figure
+from carbrands.training.live import read_history
 
 
 def validation_curves(histories: dict[str, pd.DataFrame], path: Path, title_suffix: str = "") -> None:
@@ -32,8 +33,8 @@ def draw_comparisons(root: Path, runs: pd.DataFrame, transfer_label: str) -> Non
     """The figures only the report stage can draw, since they span several stages."""
     out = root / paths.REPORT_PLOTS
     # CNN vs transfer: validation curves against epochs, as the notebook drew them
-    validation_curves({"CNN": pd.read_csv(root / paths.train_history("cnn")),
-                       transfer_label: pd.read_csv(root / paths.train_history("transfer"))},
+    validation_curves({"CNN": read_history(root / paths.live_dir("train")),
+                       transfer_label: read_history(root / paths.live_dir("transfer"))},
                       out / "cnn_vs_transfer.png")
 
     # the optimizer runs as they are ranked: on validation, over seeds
@@ -53,7 +54,7 @@ def draw_comparisons(root: Path, runs: pd.DataFrame, transfer_label: str) -> Non
     ax.set_title("Optimizer comparison on validation")
     save_figure(fig, out / "optimizers_accuracy.png")
 
-    histories = pd.concat([pd.read_csv(root / paths.optimizer_history(row.run, row.seed)).assign(
+    histories = pd.concat([read_history(root / paths.live_dir(paths.optimizer_live(row.run, row.seed))).assign(
         run=row.run, seed=row.seed) for row in runs.itertuples(index=False)])
     # long form, one row per run, seed and epoch: `dvc plots` draws one line per run and seed
     write_csv(out / "optimizers_history.csv",

@@ -17,16 +17,17 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from carbrands.data.augment import build_augmenter
-from carbrands.data.pipeline import make_dataset, streamed_batches
+from carbrands.data.pipeline import Epochs, make_dataset
 from carbrands.data.prepared import Split
 from carbrands.errors import ParamError, WeightsError
 from carbrands.models.backbones import backbone_spec, check_image_size
 from carbrands.progress import Progress
 from carbrands.training.fit import fit
+from carbrands.training.live import LiveLog
 from carbrands.training.optimizers import balanced_class_weights, compile_model, make_optimizer
+from carbrands.training.resume import Backup
 
 # ImageNet channel means in BGR order, as keras.applications' "caffe" preprocessing subtracts them
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -66,8 +67,9 @@ def build_model(backbone: str, image_size: int, n_classes: int, dense_units: int
     x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     # zero weights: the first prediction is uniform, so the head starts at a loss of
-    # ln(brands) whatever the features; gradients reach head_dense from the second step
-    outputs = keras.layers.Dense(n_classes, activation="softmax", kernel_initializer="zeros",
+    # ln(brands) whatever the features; gradients reach head_dense from the second step.
+    # float32 probabilities under mixed precision too (a float16 softmax loses small ones)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", kernel_initializer="zeros", dtype="float32",
                                  name="predictions")(x)
     model = keras.Model(inputs, outputs, name=f"transfer_{backbone}")
     if weights_from is not None:
@@ -154,11 +156,10 @@ class TrainResult:
     capped: list                # phases that ran all their epochs while val_loss still improved
 
 
-def feature_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool, seed: int):
+def feature_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> Epochs:
     """Batches of cached backbone features (float16 in memory, float32 out), shuffled
     per epoch like the image datasets; read by index, so the cache is never copied."""
-    return (streamed_batches(features, labels, batch_size, shuffle, seed)
-            .map(lambda x, y: (tf.cast(x, tf.float32), y)).prefetch(tf.data.AUTOTUNE))
+    return Epochs(features, labels, batch_size, seed, shuffle, streamed=True)
 
 
 def frozen_features(frozen: keras.Model, images: np.ndarray, batch_size: int, label: str,
@@ -182,7 +183,8 @@ def frozen_features(frozen: keras.Model, images: np.ndarray, batch_size: int, la
     return out
 
 
-def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_params: dict, seed: int) -> TrainResult:
+def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_params: dict, seed: int,
+                     live: LiveLog | None = None, backup: Backup | None = None) -> TrainResult:
     """Phase 1 (head, backbone frozen), then phase 2 (the tuned block + head), each
     with its own learning rate, epochs, early stopping and schedule from `cfg`
     (params' `transfer` section). `train`/`val` are prepared Splits.
@@ -191,7 +193,11 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
     training images and (transfer.mirror_features) of their mirror images, which is
     the augmentation cached features can carry. One with augmentation trains the
     end-to-end model through the augmenter. Both phases weight classes
-    (transfer.class_weight) and smooth labels (transfer.label_smoothing)."""
+    (transfer.class_weight) and smooth labels (transfer.label_smoothing).
+
+    live, backup: as for fit, each phase under its own name in the backup, so a run
+    interrupted in fine-tuning resumes fine-tuning (the cached features are
+    computed again, which gives the same features)."""
     if not cfg["head"]["epochs"] and not cfg["fine_tune"]["epochs"]:
         raise ParamError("transfer.head.epochs", "0 here and in transfer.fine_tune.epochs: nothing to train")
     bs, n_classes = cfg["batch_size"], parts.model.output.shape[-1]
@@ -202,7 +208,8 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
            "val": frozen_features(parts.frozen, val.images, bs, "val")}
     cached_labels = np.concatenate([train.labels] * len(mirrors))
     labels = {"train": cached_labels, "val": val.labels}
-    pooled = {name: parts.tail_pooled.predict(feature_dataset(f, labels[name], bs, False, seed), verbose=0)
+    pooled = {name: parts.tail_pooled.predict(feature_dataset(f, labels[name], bs, False, seed).dataset(),
+                                              verbose=0)
               for name, f in cut.items()}
     parts.model.get_layer("feature_norm").adapt(pooled["train"])
     if not cached["fine_tune"]:
@@ -215,9 +222,9 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
             feats = pooled if phase == "head" else cut
             return (parts.head if phase == "head" else parts.tail, len(cached_labels),
                     feature_dataset(feats["train"], cached_labels, bs, True, seed),
-                    feature_dataset(feats["val"], val.labels, bs, False, seed))
+                    feature_dataset(feats["val"], val.labels, bs, False, seed).dataset())
         return (parts.model, len(train),
-                make_dataset(train.images, train.labels, bs, True, seed, augmenter=build_augmenter(aug_params)),
+                Epochs(train.images, train.labels, bs, seed, True, build_augmenter(aug_params)),
                 make_dataset(val.images, val.labels, bs, False, seed))
 
     histories, epochs_run, step_seconds, images_seen, capped = [], {phase: 0 for phase in PHASES}, 0.0, 0, []
@@ -230,10 +237,11 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
         steps = -(-n_train // bs)
         rate = (keras.optimizers.schedules.CosineDecay(pc["learning_rate"], pc["epochs"] * steps)
                 if pc["schedule"] == "cosine" else pc["learning_rate"])
-        compile_model(model, make_optimizer("adam", rate), cfg["label_smoothing"])
+        with parts.model.distribute_strategy.scope():   # the strategy the model was built under
+            compile_model(model, make_optimizer("adam", rate), cfg["label_smoothing"])
         result = fit(model, train_ds, val_ds, n_train, epochs=pc["epochs"], patience=pc["patience"],
                      initial_epoch=sum(epochs_run.values()), extra_columns={"phase": phase},
-                     class_weight=class_weight, batches_per_epoch=steps)
+                     class_weight=class_weight, batches_per_epoch=steps, live=live, backup=backup, phase=phase)
         histories.append(result.history)
         epochs_run[phase] = len(result.history)
         step_seconds += result.train_seconds
@@ -246,9 +254,10 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
     # the end-to-end model was trained through its parts: compile it so that it can be
     # evaluated, and is saved ready to use
-    compile_model(parts.model, make_optimizer("adam", cfg["fine_tune"]["learning_rate"]))
-    # built now, so the saved optimizer matches the model's variables when loaded
-    parts.model.optimizer.build(parts.model.trainable_variables)
+    with parts.model.distribute_strategy.scope():
+        compile_model(parts.model, make_optimizer("adam", cfg["fine_tune"]["learning_rate"]))
+        # built now, so the saved optimizer matches the model's variables when loaded
+        parts.model.optimizer.build(parts.model.trainable_variables)
     return TrainResult(history, epochs_run, feature_seconds,
                        images_seen / step_seconds if step_seconds else float("nan"), capped)
 

@@ -89,3 +89,41 @@ def machine_record(cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
         "op_determinism": op_determinism_enabled(),
     }
+
+def work_around_multi_worker_fit(model: keras.Model) -> None:
+    """Keras 3 (3.15.1 pinned here) cannot fit under MultiWorkerMirroredStrategy as it
+    ships (keras-team/keras#20585): (1) fit builds the model by averaging its first
+    batch across workers with one strategy.reduce over the whole (images, labels)
+    structure, which fails ("Attempt to convert a value (PerReplica...)"); (2) each
+    step averages its scalar logs (loss, accuracy) with strategy.reduce(..., axis=0),
+    which a scalar has no axis for. Here (1) builds from this worker's part of the
+    batch (building needs only shapes and types), and (2) averages scalars across
+    workers without an axis. Does nothing under any other strategy."""
+    strategy = model.distribute_strategy
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+
+    def maybe_symbolic_build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0]
+                    if isinstance(v, tf.distribute.DistributedValues) else v, next(it))
+                break
+        with strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = maybe_symbolic_build
+    from keras.src.backend.tensorflow import trainer
+    if getattr(trainer.reduce_per_replica, "carbrands", False):
+        return
+    original = trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return tf.nest.map_structure(
+                lambda v: strategy.reduce("MEAN", v, axis=None if v.shape.rank == 0 else 0), values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.carbrands = True
+    trainer.reduce_per_replica = reduce_per_replica
