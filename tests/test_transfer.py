@@ -124,3 +124,13 @@ def test_an_untrained_head_starts_at_a_loss_of_ln_brands():
     np.testing.assert_allclose(probabilities, 1 / 7, rtol=1e-5)
     loss = keras.losses.sparse_categorical_crossentropy(np.arange(4) % 7, probabilities)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loss), np.log(7), rtol=1e-5)
+
+
+def test_feature_norm_does_not_blow_up_units_silent_in_training():
+    layer = keras.layers.Normalization()
+    train = np.random.default_rng(0).uniform(0, 1, (50, 4)).astype(np.float32)
+    train[:, 2] = 0                                  # a ReLU unit that never fires in training
+    transfer.adapt_feature_norm(layer, train)
+    z = keras.ops.convert_to_numpy(layer(np.array([[0.5, 0.5, 0.5, 0.5]], np.float32)))
+    assert np.abs(z).max() < 20                     # without the floor: 0.5 / 1e-7 = 5e6
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(train)).mean(axis=0), 0, atol=1e-5)

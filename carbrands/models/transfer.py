@@ -183,6 +183,17 @@ def frozen_features(frozen: keras.Model, images: np.ndarray, batch_size: int, la
     return out
 
 
+def adapt_feature_norm(layer: keras.layers.Normalization, features: np.ndarray) -> None:
+    """Standardise each pooled feature with the training features' mean and variance.
+    Variances are floored at 1 % of their mean: a unit that never fires on a training
+    image (variance 0) would otherwise be multiplied by 1/epsilon where it fires on a
+    validation or test image, and one such image took the head's val_loss to hundreds."""
+    layer.adapt(features)
+    mean, variance, count = layer.get_weights()
+    layer.set_weights([mean, np.maximum(variance, 0.01 * variance.mean()), count])
+    layer.finalize_state()
+
+
 def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_params: dict, seed: int,
                      live: LiveLog | None = None, backup: Backup | None = None) -> TrainResult:
     """Phase 1 (head, backbone frozen), then phase 2 (the tuned block + head), each
@@ -211,7 +222,7 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
     pooled = {name: parts.tail_pooled.predict(feature_dataset(f, labels[name], bs, False, seed).dataset(),
                                               verbose=0)
               for name, f in cut.items()}
-    parts.model.get_layer("feature_norm").adapt(pooled["train"])
+    adapt_feature_norm(parts.model.get_layer("feature_norm"), pooled["train"])
     if not cached["fine_tune"]:
         del cut
     feature_seconds = time.perf_counter() - start
@@ -247,7 +258,9 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
         step_seconds += result.train_seconds
         images_seen += n_train * len(result.history)
         losses = result.history["val_loss"].to_numpy()
-        if len(losses) == pc["epochs"] and losses.argmin() == len(losses) - 1:
+        # (a cosine schedule ends its phase by design, at a rate near 0: only a constant
+        # rate's phase is stopped by its cap while it still improves)
+        if pc["schedule"] == "constant" and len(losses) == pc["epochs"] and losses.argmin() == len(losses) - 1:
             capped.append(phase)
             print(f"transfer: the {phase} phase ran all its {pc['epochs']} epochs and val_loss still improved: "
                   f"raise transfer.{phase}.epochs", flush=True)
