@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from carbrands.data.augment import Augmenter, build_augmenter
 from carbrands.data.prepared import Split
+from carbrands.seeding import op_determinism_enabled
 
 # Splits up to this size are held in memory as uint8 (1,500 images of 64x64 are
 # 18 MB); larger ones are read batch by batch from the memory-mapped .npy. An
@@ -85,8 +86,12 @@ class Epochs:
         # Reading by index from a numpy array is a stateful op, which op determinism runs
         # one batch at a time anyway (and says so on stderr when asked to parallelise it):
         # it gets a map of its own, the augmentation stays parallel.
+        # Under op determinism tf.data also runs the next map one batch at a time when its
+        # input comes from such a read (and prints an error-looking line saying so): it
+        # is asked for directly then; otherwise the augmentation stays parallel.
         ds = ds.map(lambda idx, key: (*read(idx), key), num_parallel_calls=None if streamed else tf.data.AUTOTUNE)
-        ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        serial = streamed and op_determinism_enabled()
+        ds = ds.map(prepare, num_parallel_calls=None if serial else tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
         # every worker of a multi-worker run builds the same stream and takes its share of
         # each batch (the arrays are no files to shard by)
         options = tf.data.Options()
