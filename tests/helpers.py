@@ -76,12 +76,14 @@ def committed_copy(dest: Path, overrides: dict | None = None) -> Path:
 
 
 def env(project: Path = ROOT) -> dict:
-    """The environment for commands in `project` (this checkout or a copy of it): this
-    interpreter's bin first on PATH (dvc's stage commands call `python`), the project's
-    own code importable from any directory, never this checkout's in place of a copy's."""
+    """The environment for commands in `project` (this checkout, a copy of it, or a bare
+    folder with only a params.yaml): this interpreter's bin first on PATH (dvc's stage
+    commands call `python`); on PYTHONPATH the project first, so a copy runs its own
+    code, not this checkout's, and this checkout after it, for a bare folder."""
     return dict(os.environ,
                 PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-                PYTHONPATH=os.pathsep.join(filter(None, [str(project), os.environ.get("PYTHONPATH")])),
+                PYTHONPATH=os.pathsep.join(dict.fromkeys(filter(None, [
+                    str(project), str(ROOT), os.environ.get("PYTHONPATH")]))),
                 TF_CPP_MIN_LOG_LEVEL="2")
 
 
