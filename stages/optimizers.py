@@ -28,7 +28,7 @@ from carbrands.files import write_json
 from carbrands.models.cnn import build_cnn
 from carbrands.training import devices
 from carbrands.training.fit import best_epoch, fit
-from carbrands.training.optimizers import balanced_class_weights, compile_model, make_optimizer
+from carbrands.training.optimizers import class_weights, compile_model, make_optimizer
 from carbrands.training.session import Session
 
 # what `dvc metrics show` lists of a run: what the runs are ranked on (the whole record,
@@ -66,8 +66,7 @@ def main() -> None:
         compile_model(model, make_optimizer(run["optimizer"], run["learning_rate"], run.get("momentum", 0.0)))
     print(f"optimizers@{name}-{seed}: {run['optimizer']} lr {run['learning_rate']} for {epochs} epochs, seed {seed}")
 
-    class_weight = (balanced_class_weights(train.labels, len(classes))
-                    if p["train"]["class_weight"] == "balanced" else None)
+    class_weight = class_weights(p["train"]["class_weight"], train.labels, len(classes))
     reads = {"seed": seed, "augment": p["augment"], "train": p["train"], "epochs": epochs, "run": run,
              "bootstrap": p["evaluate"]["bootstrap"]}
     s = Session.start(paths.optimizer_live(name, seed), reads, [paths.PREPARED])

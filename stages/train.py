@@ -16,7 +16,7 @@ from carbrands.models import bundle
 from carbrands.models.cnn import build_cnn
 from carbrands.training import devices
 from carbrands.training.fit import fit, headline, history_metrics
-from carbrands.training.optimizers import balanced_class_weights, compile_model, make_optimizer
+from carbrands.training.optimizers import class_weights, compile_model, make_optimizer
 from carbrands.training.session import Session
 
 
@@ -26,7 +26,8 @@ def main() -> None:
     seeding.set_global_seed(p["seed"], cfg["deterministic"])
     devices.set_mixed_precision(cfg["mixed_precision"])
     classes = prepared.load_classes(paths.PREPARED)
-    image_size = prepared.load_meta(paths.PREPARED)["image_size"]
+    meta = prepared.load_meta(paths.PREPARED)
+    image_size = meta["image_size"]
     train, val = prepared.load_split(paths.PREPARED, "train"), prepared.load_split(paths.PREPARED, "val")
 
     strategy = devices.strategy_from_params(cfg["strategy"])
@@ -39,14 +40,14 @@ def main() -> None:
           f"{len(classes)} brands, {model.count_params():,} parameters, "
           f"{strategy.num_replicas_in_sync} replica(s), batch {batch_size}")
 
-    class_weight = balanced_class_weights(train.labels, len(classes)) if cfg["class_weight"] == "balanced" else None
+    class_weight = class_weights(cfg["class_weight"], train.labels, len(classes))
     s = Session.start("train", {key: p[key] for key in ("seed", "augment", "train")}, [paths.PREPARED])
     result = fit(model, train_ds, val_ds, len(train), cfg["epochs"], patience=cfg["patience"],
                  reduce_lr_patience=cfg["reduce_lr_patience"], reduce_lr_factor=cfg["reduce_lr_factor"],
-                 class_weight=class_weight, batches_per_epoch=train_ds.steps, live=s.live, backup=s.backup)
+                 class_weight=class_weight, live=s.live, backup=s.backup)
 
     bundle.save_keras(model, s.root / paths.model("cnn"), bundle.make_info(
-        classes, image_size, prepared.load_meta(paths.PREPARED)["resize"]))
+        classes, image_size, meta["resize"]))
     plots.plot_history(result.history, s.root / paths.train_figure("cnn"),
                        f"Custom CNN on {image_size}x{image_size} images ({cfg['optimizer']})")
     metrics = {**history_metrics(result.history, model, result.seconds, result.images_per_second),

@@ -27,7 +27,8 @@ def main() -> None:
     backbone = cfg["backbone"]
     seeding.set_global_seed(p["seed"], p["train"]["deterministic"])
     devices.set_mixed_precision(p["train"]["mixed_precision"])
-    image_size = prepared.load_meta(paths.PREPARED)["image_size"]
+    meta = prepared.load_meta(paths.PREPARED)
+    image_size = meta["image_size"]
     transfer.check_image_size(backbone, image_size)
     classes = prepared.load_classes(paths.PREPARED)
     train, val = prepared.load_split(paths.PREPARED, "train"), prepared.load_split(paths.PREPARED, "val")
@@ -51,7 +52,7 @@ def main() -> None:
         make_dataset(val.images, val.labels, cfg["batch_size"], False, p["seed"]), verbose=0)
 
     bundle.save_keras(model, s.root / paths.model("transfer"), bundle.make_info(
-        classes, image_size, prepared.load_meta(paths.PREPARED)["resize"]))
+        classes, image_size, meta["resize"]))
     label = transfer.weights_label(record["pretrained"], record["route"])
     plots.plot_history(history, s.root / paths.train_figure("transfer"),
                        f"{backbone.upper()} transfer learning ({label})")

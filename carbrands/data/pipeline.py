@@ -83,12 +83,10 @@ class Epochs:
             # result independent of which thread ran which batch
             return (augment(x, key) if augment is not None else x), y
 
-        # Reading by index from a numpy array is a stateful op, which op determinism runs
-        # one batch at a time anyway (and says so on stderr when asked to parallelise it):
-        # it gets a map of its own, the augmentation stays parallel.
-        # Under op determinism tf.data also runs the next map one batch at a time when its
-        # input comes from such a read (and prints an error-looking line saying so): it
-        # is asked for directly then; otherwise the augmentation stays parallel.
+        # Reading by index from a numpy array (streamed) is a stateful op: op determinism
+        # runs it one batch at a time, and the map after it too (printing an error-looking
+        # line when asked to parallelise it), so both are asked for serially then. The
+        # augmentation stays parallel otherwise.
         ds = ds.map(lambda idx, key: (*read(idx), key), num_parallel_calls=None if streamed else tf.data.AUTOTUNE)
         serial = streamed and op_determinism_enabled()
         ds = ds.map(prepare, num_parallel_calls=None if serial else tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -18,15 +18,14 @@ import keras
 import numpy as np
 import pandas as pd
 
-from carbrands.data.augment import build_augmenter
-from carbrands.data.pipeline import Epochs, make_dataset
+from carbrands.data.pipeline import Epochs, train_val_datasets
 from carbrands.data.prepared import Split
 from carbrands.errors import ParamError, WeightsError
 from carbrands.models.backbones import backbone_spec, check_image_size
 from carbrands.progress import Progress
 from carbrands.training.fit import fit
 from carbrands.training.live import LiveLog
-from carbrands.training.optimizers import balanced_class_weights, compile_model, make_optimizer
+from carbrands.training.optimizers import class_weights, compile_model, make_optimizer
 from carbrands.training.resume import Backup
 
 # ImageNet channel means in BGR order, as keras.applications' "caffe" preprocessing subtracts them
@@ -226,17 +225,15 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
     if not cached["fine_tune"]:
         del cut
     feature_seconds = time.perf_counter() - start
-    class_weight = (balanced_class_weights(train.labels, n_classes) if cfg["class_weight"] == "balanced" else None)
+    class_weight = class_weights(cfg["class_weight"], train.labels, n_classes)
 
     def model_and_data(phase):
         if cached[phase]:
             feats = pooled if phase == "head" else cut
-            return (parts.head if phase == "head" else parts.tail, len(cached_labels),
+            return (parts.head if phase == "head" else parts.tail,
                     feature_dataset(feats["train"], cached_labels, bs, True, seed),
                     feature_dataset(feats["val"], val.labels, bs, False, seed).dataset())
-        return (parts.model, len(train),
-                Epochs(train.images, train.labels, bs, seed, True, build_augmenter(aug_params)),
-                make_dataset(val.images, val.labels, bs, False, seed))
+        return (parts.model, *train_val_datasets(train, val, bs, seed, aug_params))
 
     histories, epochs_run, step_seconds, images_seen, capped = [], {phase: 0 for phase in PHASES}, 0.0, 0, []
     for phase in PHASES:
@@ -244,19 +241,18 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
         if pc["epochs"] == 0:
             continue
         set_phase(parts, phase)
-        model, n_train, train_ds, val_ds = model_and_data(phase)
-        steps = -(-n_train // bs)
-        rate = (keras.optimizers.schedules.CosineDecay(pc["learning_rate"], pc["epochs"] * steps)
+        model, train_ds, val_ds = model_and_data(phase)
+        rate = (keras.optimizers.schedules.CosineDecay(pc["learning_rate"], pc["epochs"] * train_ds.steps)
                 if pc["schedule"] == "cosine" else pc["learning_rate"])
         with parts.model.distribute_strategy.scope():   # the strategy the model was built under
             compile_model(model, make_optimizer("adam", rate), cfg["label_smoothing"])
-        result = fit(model, train_ds, val_ds, n_train, epochs=pc["epochs"], patience=pc["patience"],
+        result = fit(model, train_ds, val_ds, len(train_ds), epochs=pc["epochs"], patience=pc["patience"],
                      initial_epoch=sum(epochs_run.values()), extra_columns={"phase": phase},
-                     class_weight=class_weight, batches_per_epoch=steps, live=live, backup=backup, phase=phase)
+                     class_weight=class_weight, live=live, backup=backup, phase=phase)
         histories.append(result.history)
         epochs_run[phase] = len(result.history)
         step_seconds += result.train_seconds
-        images_seen += n_train * len(result.history)
+        images_seen += len(train_ds) * len(result.history)
         losses = result.history["val_loss"].to_numpy()
         # (a cosine schedule ends its phase by design, at a rate near 0: only a constant
         # rate's phase is stopped by its cap while it still improves)

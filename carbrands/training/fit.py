@@ -93,8 +93,8 @@ class _BatchProgress(keras.callbacks.Callback):
 def fit(model: keras.Model, train_ds: Epochs | tf.data.Dataset, val_ds: tf.data.Dataset, train_examples: int,
         epochs: int, patience: int | None = None, reduce_lr_patience: int | None = None,
         reduce_lr_factor: float = 0.5, initial_epoch: int = 0, extra_columns: dict | None = None,
-        class_weight: dict[int, float] | None = None, batches_per_epoch: int | None = None,
-        live: LiveLog | None = None, backup: Backup | None = None, phase: str = "fit") -> FitResult:
+        class_weight: dict[int, float] | None = None, live: LiveLog | None = None,
+        backup: Backup | None = None, phase: str = "fit") -> FitResult:
     """Train a compiled model on `train_ds` (one pass over it holds `train_examples`
     images); return its history, one row per epoch run, and the timings.
 
@@ -108,8 +108,8 @@ def fit(model: keras.Model, train_ds: Epochs | tf.data.Dataset, val_ds: tf.data.
 
     History columns: epoch (1-based), loss, accuracy, val_loss, val_accuracy,
     learning_rate, any other compiled metrics, then extra_columns (constants,
-    e.g. phase). class_weight: Keras' per-class loss weights (None: all 1).
-    batches_per_epoch: for the progress lines within an epoch (None: none).
+    e.g. phase). class_weight: Keras' per-class loss weights (None: all 1). An
+    Epochs also gets progress lines within each epoch (it knows its length).
 
     live: each epoch's row is logged there as soon as the epoch ends. backup: after
     each epoch the whole training state is saved there, under `phase` (one name per
@@ -121,9 +121,9 @@ def fit(model: keras.Model, train_ds: Epochs | tf.data.Dataset, val_ds: tf.data.
     end = initial_epoch + epochs
     log = _EpochLog(end, live, extra_columns)
     callbacks: list[keras.callbacks.Callback] = [log]
-    if batches_per_epoch:
+    if isinstance(train_ds, Epochs):
         cardinality = int(val_ds.cardinality())
-        callbacks.append(_BatchProgress(batches_per_epoch, cardinality if cardinality > 0 else None))
+        callbacks.append(_BatchProgress(train_ds.steps, cardinality if cardinality > 0 else None))
     early = reduce = None
     if patience is not None:
         early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)

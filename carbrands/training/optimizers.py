@@ -41,6 +41,12 @@ def _smoothed_crossentropy(smoothing: float):
     return loss
 
 
+def class_weights(mode: str, labels: np.ndarray, n_classes: int) -> dict[int, float] | None:
+    """Keras class_weight for params' `class_weight` (training.names.CLASS_WEIGHTS):
+    balanced_class_weights for "balanced", None (all 1) for "none"."""
+    return balanced_class_weights(labels, n_classes) if mode == "balanced" else None
+
+
 def balanced_class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float] | None:
     """Keras class_weight that gives every class the same total weight (n / (k * n_c)),
     so that small brands count; None when the classes are balanced already (every
