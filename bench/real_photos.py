@@ -6,10 +6,12 @@ process, as `dvc repro` runs it), per model the test accuracy with its 95 %
 bootstrap interval and macro F1, and beside them a logistic regression on the
 frozen backbone's pooled features at the same input size (C chosen on val).
 
-    .venv/bin/python bench/real_photos.py DATA_DIR [--image-size 224] [--cnn] [--tiny]
+    .venv/bin/python bench/real_photos.py DATA_DIR [--image-size 224] [--cnn] [--no-probe] [--tiny]
 
 --cnn also trains and scores the custom CNN (at 224 px on 2 CPU cores: tens of
-minutes). --tiny: 32 px, random backbone weights, one epoch per phase (the tests).
+minutes). --no-probe skips the probe (for timing a large set: it computes the
+features of every split once more). --tiny: 32 px, random backbone weights, one
+epoch per phase (the tests).
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _common as common  # noqa: E402
+from carbrands import params, paths  # noqa: E402
+from carbrands.data import prepared  # noqa: E402
 from tests.helpers import merge  # noqa: E402
 
 TINY = {"transfer": {"weights": "none", "dense_units": 16, "head": {"epochs": 2}, "fine_tune": {"epochs": 1}},
@@ -35,6 +39,7 @@ def main() -> None:
     ap.add_argument("data_dir", type=Path)
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--cnn", action="store_true", help="also train and score the custom CNN")
+    ap.add_argument("--no-probe", action="store_true", help="skip the linear probe")
     ap.add_argument("--tiny", action="store_true")
     args = ap.parse_args()
     size = 32 if args.tiny else args.image_size
@@ -45,7 +50,8 @@ def main() -> None:
         steps = run_stages(project, args.cnn)
         models = {name: scores(project / "metrics" / "evaluate" / f"{name}.json")
                   for name in (["transfer", "cnn"] if args.cnn else ["transfer"])}
-        models["probe (frozen features)"] = probe(project)
+        if not args.no_probe:
+            models["probe (frozen features)"] = probe(project)
     common.print_table(f"Stages on {args.data_dir} at {size} px", [s.row() for s in steps],
                        ["name", "seconds", "images_per_second", "tree_pss_mb", "tree_anon_mb"])
     common.print_table("Models (test split)", [{"model": k, **v} for k, v in models.items()])
@@ -56,7 +62,7 @@ def main() -> None:
 def run_stages(project: Path, cnn: bool) -> list[common.Step]:
     py = [sys.executable, "-m"]
     steps = [common.run_measured(name, [*py, f"stages.{name}"], project) for name in ("audit", "prepare")]
-    counts = json.loads((project / "data/prepared/meta.json").read_text())["counts"]
+    counts = prepared.load_meta(project / paths.PREPARED)["counts"]
     for step in steps:
         step.images = sum(counts.values())
     steps.append(common.run_measured("pretrained", [*py, "stages.pretrained"], project))
@@ -86,8 +92,6 @@ def probe(project: Path) -> dict:
     from sklearn.metrics import f1_score
     from sklearn.preprocessing import StandardScaler
 
-    from carbrands import params, paths
-    from carbrands.data import prepared
     from carbrands.evaluation.scores import bootstrap_accuracy_ci
     from carbrands.models import transfer, weights
 

@@ -19,3 +19,9 @@ class DataError(UserError):
 
 class WeightsError(UserError):
     """Pretrained weights could not be obtained or do not fit the backbone."""
+
+
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """An exception in one short line, for messages that quote a library's error (those
+    can run to pages: TensorFlow's and h5py's carry whole stacks)."""
+    return str(e).splitlines()[0][:limit] if str(e) else type(e).__name__

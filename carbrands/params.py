@@ -193,6 +193,7 @@ SCHEMA = _section({
         "dense_units": _int(1, 65536),
         "dropout": _float(0, 0.95),
         "batch_size": _int(1, 65536),
+        "feature_batch_size": _int(1, 65536),
         "class_weight": _choice(*CLASS_WEIGHTS),
         "label_smoothing": _float(0, 0.5),
         "mirror_features": _bool,

@@ -19,17 +19,15 @@ does; killed and run again, it resumes from the last finished epoch.
 """
 import sys
 
-from carbrands import params, paths, seeding, stage
+from carbrands import params, paths, stage
 from carbrands.data import prepared
 from carbrands.data.pipeline import train_val_datasets
 from carbrands.errors import ParamError
 from carbrands.evaluation.scores import evaluate_split
-from carbrands.files import write_json
 from carbrands.models.cnn import build_cnn
-from carbrands.training import devices
+from carbrands.training import session
 from carbrands.training.fit import best_epoch, fit
 from carbrands.training.optimizers import class_weights, compile_model, make_optimizer
-from carbrands.training.session import Session
 
 # what `dvc metrics show` lists of a run: what the runs are ranked on (the whole record,
 # test figures, params and time included, goes to the details file)
@@ -52,24 +50,19 @@ def main() -> None:
     p = params.load()
     name, seed = _run_and_seed(p)
     run, epochs = p["optimizers"]["runs"][name], p["optimizers"]["epochs"]
-    seeding.set_global_seed(seed, p["train"]["deterministic"])
-    devices.set_mixed_precision(p["train"]["mixed_precision"])
-    classes = prepared.load_classes(paths.PREPARED)
-    image_size = prepared.load_meta(paths.PREPARED)["image_size"]
-    train, val, test = (prepared.load_split(paths.PREPARED, s) for s in ("train", "val", "test"))
-
-    strategy = devices.strategy_from_params(p["train"]["strategy"])
-    batch_size = devices.global_batch_size(p["train"]["batch_size"], strategy)
-    train_ds, val_ds = train_val_datasets(train, val, batch_size, seed, p["augment"])
-    with strategy.scope():
-        model = build_cnn(len(classes), image_size, p["train"])
+    data = session.inputs(seed, p["train"], p["train"]["batch_size"])
+    train, classes = data.train, data.classes
+    test = prepared.load_split(paths.PREPARED, "test")
+    train_ds, val_ds = train_val_datasets(train, data.val, data.batch_size, seed, p["augment"])
+    with data.strategy.scope():
+        model = build_cnn(len(classes), data.image_size, p["train"])
         compile_model(model, make_optimizer(run["optimizer"], run["learning_rate"], run.get("momentum", 0.0)))
     print(f"optimizers@{name}-{seed}: {run['optimizer']} lr {run['learning_rate']} for {epochs} epochs, seed {seed}")
 
     class_weight = class_weights(p["train"]["class_weight"], train.labels, len(classes))
     reads = {"seed": seed, "augment": p["augment"], "train": p["train"], "epochs": epochs, "run": run,
              "bootstrap": p["evaluate"]["bootstrap"]}
-    s = Session.start(paths.optimizer_live(name, seed), reads, [paths.PREPARED])
+    s = session.Session.start(paths.optimizer_live(name, seed), reads, [paths.PREPARED])
     result = fit(model, train_ds, val_ds, len(train), epochs, class_weight=class_weight, live=s.live, backup=s.backup)
     best = best_epoch(result.history)
     scores, *_ = evaluate_split(model, test.images, test.labels, classes, p["evaluate"]["bootstrap"], seed)
@@ -86,11 +79,8 @@ def main() -> None:
         "test_loss": scores["test_loss"],
         "train_seconds": round(result.seconds, 2),
     }
-    metrics_path = paths.optimizer_metrics(name, seed)
-    write_json(s.root / metrics_path, {k: record[k] for k in RANKED_ON})
-    write_json(s.root / paths.optimizer_details(name, seed), record)
-    write_json(s.root / paths.machine_record(metrics_path), devices.machine_record())
-    s.finish()
+    s.finish(paths.optimizer_metrics(name, seed), {k: record[k] for k in RANKED_ON},
+             paths.optimizer_details(name, seed), record)
     print(f"optimizers@{name}-{seed}: best val accuracy {record['best_val_accuracy']:.3f} "
           f"(epoch {record['best_epoch']}, val loss {record['val_loss_at_best']:.3f})")
 

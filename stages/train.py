@@ -8,54 +8,41 @@ plots/train/cnn.png (learning curves), metrics/train/cnn.json (epochs, seconds),
 details/train/cnn.json (the whole summary), metrics/train/cnn.machine.json (where it ran).
 Killed and run again, it resumes from the last finished epoch (training/resume.py).
 """
-from carbrands import params, paths, plots, seeding, stage
-from carbrands.data import prepared
+from carbrands import params, paths, plots, stage
 from carbrands.data.pipeline import train_val_datasets
-from carbrands.files import write_json
 from carbrands.models import bundle
 from carbrands.models.cnn import build_cnn
-from carbrands.training import devices
+from carbrands.training import session
 from carbrands.training.fit import fit, headline, history_metrics
 from carbrands.training.optimizers import class_weights, compile_model, make_optimizer
-from carbrands.training.session import Session
 
 
 def main() -> None:
     p = params.load()
     cfg = p["train"]
-    seeding.set_global_seed(p["seed"], cfg["deterministic"])
-    devices.set_mixed_precision(cfg["mixed_precision"])
-    classes = prepared.load_classes(paths.PREPARED)
-    meta = prepared.load_meta(paths.PREPARED)
-    image_size = meta["image_size"]
-    train, val = prepared.load_split(paths.PREPARED, "train"), prepared.load_split(paths.PREPARED, "val")
-
-    strategy = devices.strategy_from_params(cfg["strategy"])
-    batch_size = devices.global_batch_size(cfg["batch_size"], strategy)
-    train_ds, val_ds = train_val_datasets(train, val, batch_size, p["seed"], p["augment"])
-    with strategy.scope():
+    data = session.inputs(p["seed"], cfg, cfg["batch_size"])
+    train, classes, image_size = data.train, data.classes, data.image_size
+    train_ds, val_ds = train_val_datasets(train, data.val, data.batch_size, p["seed"], p["augment"])
+    with data.strategy.scope():
         model = build_cnn(len(classes), image_size, cfg)
         compile_model(model, make_optimizer(cfg["optimizer"], cfg["learning_rate"], cfg["momentum"]))
-    print(f"train: {len(train)} training / {len(val)} validation images of {image_size} px, "
+    print(f"train: {len(train)} training / {len(data.val)} validation images of {image_size} px, "
           f"{len(classes)} brands, {model.count_params():,} parameters, "
-          f"{strategy.num_replicas_in_sync} replica(s), batch {batch_size}")
+          f"{data.strategy.num_replicas_in_sync} replica(s), batch {data.batch_size}")
 
     class_weight = class_weights(cfg["class_weight"], train.labels, len(classes))
-    s = Session.start("train", {key: p[key] for key in ("seed", "augment", "train")}, [paths.PREPARED])
+    s = session.Session.start("train", {key: p[key] for key in ("seed", "augment", "train")}, [paths.PREPARED])
     result = fit(model, train_ds, val_ds, len(train), cfg["epochs"], patience=cfg["patience"],
                  reduce_lr_patience=cfg["reduce_lr_patience"], reduce_lr_factor=cfg["reduce_lr_factor"],
                  class_weight=class_weight, live=s.live, backup=s.backup)
 
     bundle.save_keras(model, s.root / paths.model("cnn"), bundle.make_info(
-        classes, image_size, meta["resize"]))
+        classes, image_size, data.meta["resize"]))
     plots.plot_history(result.history, s.root / paths.train_figure("cnn"),
                        f"Custom CNN on {image_size}x{image_size} images ({cfg['optimizer']})")
     metrics = {**history_metrics(result.history, model, result.seconds, result.images_per_second),
                "image_size": image_size, "optimizer": cfg["optimizer"]}
-    write_json(s.root / paths.train_metrics("cnn"), headline(metrics))
-    write_json(s.root / paths.train_details("cnn"), metrics)
-    write_json(s.root / paths.machine_record(paths.train_metrics("cnn")), devices.machine_record())
-    s.finish()
+    s.finish(paths.train_metrics("cnn"), headline(metrics), paths.train_details("cnn"), metrics)
     print(f"train: best val accuracy {metrics['best_val_accuracy']:.3f} after {metrics['epochs_run']} epochs, "
           f"{metrics['train_seconds']:.0f} s, {metrics['images_per_second']:.0f} images/s")
 

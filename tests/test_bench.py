@@ -91,3 +91,15 @@ def test_export_latency(tmp_path):
     assert [r["form"].split()[0] for r in result["rows"]] == ["keras", "SavedModel", "TFLite"]
     assert all(0 < r["median_ms"] <= r["p90_ms"] for r in result["rows"])
     assert "Latency per image, batch 1" in stdout
+
+
+@pytest.mark.fixture
+def test_transfer_choices(tmp_path, real_cars):
+    stdout, result = _bench("transfer_choices", tmp_path, str(real_cars), "--only", "defaults", "no fine-tuning")
+    rows = {r["variant"]: r for r in result["rows"]}
+    assert list(rows) == ["defaults", "no fine-tuning"]
+    assert rows["no fine-tuning"]["epochs"]["fine_tune"] == 0 < rows["defaults"]["epochs"]["fine_tune"]
+    for r in rows.values():
+        low, high = r["ci95"]
+        assert 0 <= r["val_accuracy"] <= 1 and low <= r["accuracy"] <= high and r["transfer_seconds"] > 0
+    assert "Transfer choices on" in stdout

@@ -51,8 +51,8 @@ def test_both_forms_are_written_checked_and_carry_the_classes(project):
 def test_a_form_that_disagrees_stops_the_stage_and_nothing_is_written(project, monkeypatch):
     real = export.probabilities
 
-    def drifting(loaded, images, batch_size=64):
-        out = real(loaded, images, batch_size)
+    def drifting(loaded, images):
+        out = real(loaded, images)
         return out + 1e-3 if loaded.form == "tflite" else out
     monkeypatch.setattr(export, "probabilities", drifting)
     with pytest.raises(export.ParityError, match=r"tflite does not match the Keras model .* 1.00e-03"):

@@ -120,10 +120,10 @@ def find_duplicates(manifest: pd.DataFrame, max_distance: int, data_dir: Path, m
                 if order[ok.at[a, "split"]] < order[ok.at[b, "split"]]:
                     found[(a, b)] = ("exact", 0)
     hashes = np.array([int(h, 16) for h in ok["phash"]], dtype=np.uint64)
+    rows_of = {s: np.flatnonzero(ok["split"].to_numpy() == s) for s in SPLITS}
     for i, split_a in enumerate(SPLITS):
         for split_b in SPLITS[i + 1:]:
-            ia = np.flatnonzero(ok["split"].to_numpy() == split_a)
-            ib = np.flatnonzero(ok["split"].to_numpy() == split_b)
+            ia, ib = rows_of[split_a], rows_of[split_b]
             for a, b, d in _close_pairs(hashes[ia], hashes[ib], max_distance):
                 found.setdefault((int(ia[a]), int(ib[b])), ("near", int(d)))
     near = sorted({i for (a, b), (kind, _) in found.items() if kind == "near" for i in (a, b)})
@@ -238,10 +238,8 @@ def planted_scores(duplicates: pd.DataFrame, planted: pd.DataFrame) -> dict:
     hits = [frozenset((s, c)) in detected for s, c in zip(planted["source"], planted["copy"])]
     by_kind = {}
     for kind in sorted(set(planted["kind"])):
-        mask = [k == kind for k in planted["kind"]]
-        n = sum(mask)
-        by_kind[kind] = {"planted": n, "found": sum(h for h, m in zip(hits, mask) if m),
-                         "recall": _ratio(sum(h for h, m in zip(hits, mask) if m), n)}
+        of_kind = [h for h, k in zip(hits, planted["kind"]) if k == kind]
+        by_kind[kind] = {"planted": len(of_kind), "found": sum(of_kind), "recall": _ratio(sum(of_kind), len(of_kind))}
     explained = [family.get(a) is not None and family.get(a) == family.get(b)
                  for a, b in zip(duplicates["path_a"], duplicates["path_b"])]
     unexplained = [f"{a} ~ {b}" for (a, b), e in zip(zip(duplicates["path_a"], duplicates["path_b"]), explained)

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from carbrands.data.names import RESIZE_MODES
+from carbrands.errors import first_line
 
 # A truncated file must be refused, not silently completed with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -71,7 +72,7 @@ def _decode(data: bytes, max_pixels: int, draft_size: int | None) -> tuple[np.nd
         kind = sniff(data)
         if kind in ("HTML", "text", "unknown"):
             raise UnusableImage(f"not an image ({kind})", kind) from None
-        raise UnusableImage(f"unreadable {kind} header: {_short(e)}", kind) from None
+        raise UnusableImage(f"unreadable {kind} header: {first_line(e, 120)}", kind) from None
     fmt = image.format or "unknown"
     width, height = image.size
     if width * height > max_pixels:
@@ -89,7 +90,7 @@ def _decode(data: bytes, max_pixels: int, draft_size: int | None) -> tuple[np.nd
     except Image.DecompressionBombError:
         raise UnusableImage(f"too large to decode safely: {width}x{height} pixels (PIL's limit)", fmt) from None
     except Exception as e:  # noqa: BLE001 - any decoder failure means "unusable", never a crash
-        message = _short(e)
+        message = first_line(e, 120)
         if "truncated" in message.lower():
             raise UnusableImage(f"truncated {fmt}", fmt) from None
         if "broken data stream" in message:
@@ -125,10 +126,6 @@ def sniff(data: bytes) -> str:
     if head and all(32 <= c < 127 or c in (9, 10, 13) for c in head):
         return "text"
     return "unknown"
-
-
-def _short(e: Exception) -> str:
-    return str(e).splitlines()[0][:120] if str(e) else type(e).__name__
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:

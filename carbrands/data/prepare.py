@@ -29,6 +29,9 @@ class Selection:
     def counts(self) -> dict[str, int]:
         return {s: len(rows) for s, rows in self.splits.items()}
 
+    def labels(self, split: str) -> list[int]:
+        return [self.classes.index(c) for c in self.splits[split]["class"]]
+
 
 def headline(summary: dict, selection: Selection) -> dict:
     """The data numbers `dvc metrics show` lists (metrics/data.json): images per split as
@@ -60,10 +63,9 @@ def select(manifest: pd.DataFrame, duplicates: pd.DataFrame, drop_leaked: bool) 
     ok = manifest[manifest["verdict"] == "ok"]
     dropped = {s: int(ok.loc[ok["split"] == s, "path"].isin(leaked).sum()) for s in ("val", "test")}
     kept = ok[~ok["path"].isin(leaked)]
-    label = {c: i for i, c in enumerate(classes)}
     # rows in label order, then by path: the arrays come out grouped by class, reproducibly
     splits = {s: kept[kept["split"] == s].sort_values(
-        ["class", "path"], key=lambda col: col.map(label) if col.name == "class" else col) for s in SPLITS}
+        ["class", "path"], key=lambda col: col.map(classes.index) if col.name == "class" else col) for s in SPLITS}
     for split, rows in splits.items():
         if rows.empty:
             raise DataError(f"split {split!r} has no usable images left (see the audit's summary.json)")
@@ -75,11 +77,10 @@ def write(out_dir: Path, selection: Selection, data_dir: Path, image_size: int, 
     """Decode every selected image at image_size into out_dir (replaced as a whole),
     with classes.json and meta.json beside the splits."""
     load = partial(load_for_model, size=image_size, mode=resize, max_pixels=max_pixels)
-    label = {c: i for i, c in enumerate(selection.classes)}
     with files.atomic_path(out_dir) as tmp:
         for split, rows in selection.splits.items():
             _write_split(SplitWriter(tmp / split, len(rows), image_size), list(rows["path"]),
-                         [label[c] for c in rows["class"]], data_dir, load, f"prepare {split}")
+                         selection.labels(split), data_dir, load, f"prepare {split}")
         files.write_json(tmp / "classes.json", selection.classes)
         files.write_json(tmp / "meta.json", {"image_size": image_size, "resize": resize,
                                              "classes": len(selection.classes), "counts": selection.counts,

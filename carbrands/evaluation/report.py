@@ -141,7 +141,7 @@ def build(root: Path, runs: pd.DataFrame, transfer_label: str, pretrained: bool)
     dropped = prep["dropped_leaked"]
     leak = (f"Leakage: {dup['cross_split_pairs']} duplicate pairs across splits "
             f"({dup['cross_split_exact']} exact, {dup['cross_split_near']} near); "
-            f"dropped from val/test: {sum(dropped.values()) if isinstance(dropped, dict) else dropped}.")
+            f"dropped from val/test: {sum(dropped.values())}.")
     planted = audit.get("planted")
     if planted:
         leak += (f" Against the synthesizer's planted copies: recall {planted['recall']:.2f}, "

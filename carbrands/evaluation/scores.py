@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
-from carbrands.errors import DataError
+from carbrands.errors import DataError, first_line
 
 # Probabilities are clipped before the log, as Keras' own cross-entropy does, so one
 # confident mistake gives a large but finite loss.
@@ -23,6 +23,11 @@ EPSILON = 1e-7
 
 
 # -- loading and predicting ----------------------------------------------------
+
+# images a prediction batch: at 224 px VGG16 holds about 40 MB of activations per image,
+# and 64 a batch took evaluation to a 3.2 GB peak (a memory target of 4 GB for the run)
+PREDICT_BATCH = 16
+
 
 def load_model(path: str | Path) -> keras.Model:
     """A saved .keras model; a missing or unreadable file is one DataError naming it.
@@ -35,8 +40,7 @@ def load_model(path: str | Path) -> keras.Model:
     try:
         return keras.models.load_model(path)
     except Exception as e:  # noqa: BLE001 - zip, HDF5 and config errors all mean "cannot use this file"
-        first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise DataError(f"{path} is not a readable Keras model: {first}") from None
+        raise DataError(f"{path} is not a readable Keras model: {first_line(e)}") from None
 
 
 def check_compatible(model: keras.Model, images: np.ndarray, n_classes: int, source: str) -> None:
@@ -50,16 +54,17 @@ def check_compatible(model: keras.Model, images: np.ndarray, n_classes: int, sou
         raise DataError(f"{source}: {n_classes} classes, the model predicts {outputs}: retrain the model")
 
 
-def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities (N, C) for uint8 images (N, H, W, 3), batch by batch: a
+def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+    """A Keras model's class probabilities (N, C) for uint8 images (N, H, W, 3)."""
+    return batched_probabilities(model.predict_on_batch, images, model.output_shape[-1], batch_size)
+
+
+def batched_probabilities(predict, images: np.ndarray, n_classes: int, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+    """predict(float32 batch) -> probabilities, batch by batch, as float64 (N, C): a
     memory-mapped split is never copied to float32 as a whole."""
-    out = []
-    for start in range(0, len(images), batch_size):
-        batch = np.asarray(images[start:start + batch_size], dtype=np.float32)
-        out.append(np.asarray(model.predict_on_batch(batch), dtype=np.float64))
-    if not out:
-        return np.zeros((0, model.output_shape[-1]))
-    return np.concatenate(out)
+    out = [np.asarray(predict(np.asarray(images[start:start + batch_size], np.float32)), np.float64)
+           for start in range(0, len(images), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, n_classes))
 
 
 # -- metrics ---------------------------------------------------------------------
@@ -98,7 +103,7 @@ HEADLINE = ("accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "top3_accurac
 
 
 def evaluate_split(model: keras.Model, images: np.ndarray, labels: np.ndarray, classes: Sequence[str],
-                   bootstrap: int, seed: int, batch_size: int = 64):
+                   bootstrap: int, seed: int, batch_size: int = PREDICT_BATCH):
     """Score a model on one split.
 
     Returns (metrics dict, per-class DataFrame, confusion DataFrame in long form with

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import carbrands
-from carbrands.errors import DataError, UserError
+from carbrands.errors import DataError, UserError, first_line
 from carbrands.models import bundle
 
 TFLITE_METADATA = b"carbrands"
@@ -105,7 +105,7 @@ def _load_saved_model(path: Path) -> Loaded:
     try:
         serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     except Exception as e:  # noqa: BLE001 - any loader error means "cannot use this folder"
-        raise DataError(f"{path} is not a readable SavedModel: {_first_line(e)}") from None
+        raise DataError(f"{path} is not a readable SavedModel: {first_line(e)}") from None
     (output,) = serve.structured_outputs
 
     def predict(x: np.ndarray) -> np.ndarray:
@@ -121,7 +121,7 @@ def _load_tflite(path: Path) -> Loaded:
         flat = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
         interpreter = _interpreter(content)
     except Exception as e:  # noqa: BLE001 - a file that is no TFLite model fails in many ways
-        raise DataError(f"{path} is not a readable TFLite model: {_first_line(e)}") from None
+        raise DataError(f"{path} is not a readable TFLite model: {first_line(e)}") from None
     entries = {m.name: m.buffer for m in flat.metadata or []}
     if TFLITE_METADATA not in entries:
         raise DataError(f"{path} carries no class names (no `carbrands` metadata): export it again")
@@ -156,10 +156,6 @@ def _check_outputs(info: dict, outputs: int, source: str) -> None:
         raise DataError(f"{source}: {len(info['classes'])} class names for {outputs} outputs")
 
 
-def _first_line(e: Exception) -> str:
-    return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-
-
 # -- parity ----------------------------------------------------------------------
 
 def parity(reference: np.ndarray, probabilities: np.ndarray, form: str) -> dict:
@@ -177,8 +173,8 @@ def parity(reference: np.ndarray, probabilities: np.ndarray, form: str) -> dict:
     return result
 
 
-def probabilities(loaded: Loaded, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def probabilities(loaded: Loaded, images: np.ndarray) -> np.ndarray:
     """A form's probabilities (N, C) for uint8 images, batch by batch."""
-    out = [loaded.predict(np.asarray(images[i:i + batch_size], np.float32))
-           for i in range(0, len(images), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, len(loaded.info["classes"])))
+    from carbrands.evaluation.scores import batched_probabilities
+
+    return batched_probabilities(loaded.predict, images, len(loaded.info["classes"]))

@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from carbrands.errors import WeightsError
+from carbrands.errors import WeightsError, first_line
 from carbrands.files import atomic_path, read_json
 from carbrands.models.backbones import BACKBONES, backbone_spec
 
@@ -129,8 +129,7 @@ def keras_download(backbone: str):
         try:
             return constructor(include_top=False, weights="imagenet")
         except Exception as e:  # Keras wraps every fetch failure in a bare Exception
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise WeightsError(f"Keras' download failed ({reason[:300]})") from None
+            raise WeightsError(f"Keras' download failed ({first_line(e, 300)})") from None
 
 
 @contextlib.contextmanager
@@ -219,10 +218,10 @@ def load_into(model, path: str | Path, backbone: str) -> None:
         raise WeightsError(f"{path}: weights file not found; {expected}") from None
     except OSError as e:
         raise WeightsError(f"{path}: cannot be read as HDF5 weights (truncated or not a weights file: "
-                           f"{str(e).splitlines()[0][:200]}); {expected}") from None
+                           f"{first_line(e)}); {expected}") from None
     except ValueError as e:
         raise WeightsError(f"{path}: does not fit {backbone} without top "
-                           f"({str(e).splitlines()[0][:200]}); {expected}") from None
+                           f"({first_line(e)}); {expected}") from None
     unset = [v.path for v in marked if np.isnan(np.asarray(v.numpy(), np.float64)).any()]
     if unset:
         raise WeightsError(f"{path}: leaves {len(unset)} variable(s) of {backbone} unset "

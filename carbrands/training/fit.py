@@ -19,7 +19,7 @@ import tensorflow as tf
 from carbrands.data.pipeline import Epochs
 from carbrands.progress import Progress
 from carbrands.training import devices
-from carbrands.training.live import HISTORY_COLUMNS, LiveLog
+from carbrands.training.live import HISTORY_COLUMNS, LiveLog, in_history_order
 from carbrands.training.resume import Backup
 
 __all__ = ["HISTORY_COLUMNS", "FitResult", "fit", "history_metrics"]
@@ -188,9 +188,7 @@ def _log_rows(live: LiveLog | None, rows: list[dict]) -> None:
 
 
 def _fit_result(rows: list[dict], train_examples: int, seconds: float, train_seconds: float) -> FitResult:
-    history = pd.DataFrame(rows)
-    known = [c for c in HISTORY_COLUMNS if c in history.columns]
-    history = history[known + [c for c in history.columns if c not in known]]
+    history = in_history_order(pd.DataFrame(rows))
     rate = train_examples * len(history) / train_seconds if train_seconds else math.nan
     return FitResult(history, seconds, train_seconds, rate)
 

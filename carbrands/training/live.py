@@ -51,5 +51,10 @@ def read_history(directory: str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"no DVCLive metrics under {directory}")
     history = pd.concat(series, axis=1).sort_index()
     history.insert(0, "epoch", history.index + 1)
+    return in_history_order(history).reset_index(drop=True)
+
+
+def in_history_order(history: pd.DataFrame) -> pd.DataFrame:
+    """HISTORY_COLUMNS first (those present), then any other column in its order."""
     known = [c for c in HISTORY_COLUMNS if c in history.columns]
-    return history[known + [c for c in history.columns if c not in known]].reset_index(drop=True)
+    return history[known + [c for c in history.columns if c not in known]]

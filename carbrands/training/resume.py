@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from carbrands.files import atomic_path
 from carbrands.training import cluster
 
 ROOT = Path(".resume")
@@ -108,15 +108,10 @@ class Backup:
                  "counts": {g: -1 if a is None else len(a) for g, a in arrays.items()}}
         payload = {f"{g}_{i}": np.asarray(v) for g, a in arrays.items() for i, v in enumerate(a or [])}
         payload["state"] = np.frombuffer(json.dumps(state).encode(), np.uint8)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f".{FILE}.{os.getpid()}.tmp"
-        buffer = io.BytesIO()
-        np.savez(buffer, **payload)
-        with open(tmp, "wb") as f:
-            f.write(buffer.getbuffer())
+        with atomic_path(self.file) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **payload)
             f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.file)
+            os.fsync(f.fileno())   # on disk before it replaces the last good backup
         self.state, self.arrays = state, payload
         if os.environ.get(KILL_AFTER_EPOCH) == str(state["epoch"]):
             os.kill(os.getpid(), signal.SIGKILL)
