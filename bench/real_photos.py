@@ -48,7 +48,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
         project = common.committed_copy(Path(tmp) / "project", overrides)
         steps = run_stages(project, args.cnn)
-        models = {name: scores(project / "metrics" / "evaluate" / f"{name}.json")
+        models = {name: scores(project / paths.evaluate_metrics(name))
                   for name in (["transfer", "cnn"] if args.cnn else ["transfer"])}
         if not args.no_probe:
             models["probe (frozen features)"] = probe(project)
@@ -105,7 +105,8 @@ def probe(project: Path) -> dict:
     feats, labels = {}, {}
     for split in ("train", "val", "test"):
         s = prepared.load_split(paths.PREPARED, split)
-        feats[split] = transfer.frozen_features(pooled, s.images, 32, f"probe {split}").astype(np.float32)
+        feats[split] = transfer.frozen_features(pooled, s.images, p["transfer"]["feature_batch_size"],
+                                                f"probe {split}").astype(np.float32)
         labels[split] = s.labels
     scaler = StandardScaler().fit(feats["train"])
     fitted = {c: LogisticRegression(C=c, max_iter=3000).fit(scaler.transform(feats["train"]), labels["train"])

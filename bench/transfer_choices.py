@@ -54,13 +54,13 @@ def main() -> None:
             common.run_measured(name, [*py, f"stages.{name}"], project)
         counts = prepared.load_meta(project / paths.PREPARED)["counts"]
         for name in args.only or VARIANTS:
-            common.write_params(project, common.project_params(
-                merge(json.loads(json.dumps(base)), {"transfer": VARIANTS[name]})))
+            # project_params gives a fresh dict each time: no variant leaks into the next
+            common.write_params(project, merge(common.project_params(base), {"transfer": VARIANTS[name]}))
             step = common.run_measured(name, [*py, "stages.transfer"], project, counts["train"])
             common.run_measured(f"evaluate {name}", [*py, "stages.evaluate", "transfer"], project)
-            details = json.loads((project / "details/train/transfer.json").read_text())
+            details = json.loads((project / paths.train_details("transfer")).read_text())
             rows.append({"variant": name, "val_accuracy": round(details["final_val_accuracy"], 4),
-                         **scores(project / "metrics/evaluate/transfer.json"),
+                         **scores(project / paths.evaluate_metrics("transfer")),
                          "transfer_seconds": round(step.seconds), "epochs": details["epochs_run_per_phase"]})
     common.print_table(f"Transfer choices on {args.data_dir} at {size} px ({counts})", rows)
     common.save_json("transfer_choices", {"data_dir": str(args.data_dir), "image_size": size, "counts": counts,
