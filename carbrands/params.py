@@ -154,6 +154,7 @@ SCHEMA = _section({
         "val_fraction": _float(0, 0.9),
         "test_fraction": _float(0, 0.9),
         "near_duplicate_distance": _int(0, 64),
+        "near_duplicate_inlier_share": _float(0, 1, lo_open=True),
         "near_duplicate_similarity": _float(-1, 1),
         "max_image_pixels": _int(1, 10**10),
     }),

@@ -98,15 +98,18 @@ def test_manifest_verdicts_and_measurements(corpus):
 def test_planted_copies_are_found_and_scored(corpus):
     layout = discover(corpus, 0.15, 0.15, seed=0)
     manifest = audit.inspect_all(layout, max_pixels=40_000_000, workers=1)
-    dups, lookalikes = audit.find_duplicates(manifest, 6, layout.data_dir, 40_000_000, min_similarity=0.7)
-    assert (dups["similarity"] >= 0.7).all() and (lookalikes["similarity"] < 0.7).all()
+    leakage = audit.find_duplicates(manifest, 6, layout.data_dir, 40_000_000, 0.15, 0.7)
+    dups, lookalikes = leakage.copies, leakage.lookalikes
+    threshold = {"geometry": 0.15, "pixels": 0.7, "exact": 1.0}
+    assert all(r.score >= threshold[r.method] for r in dups.itertuples())
+    assert all(r.score < threshold[r.method] for r in lookalikes.itertuples())
     pairs = {(r.path_a, r.path_b): r.kind for r in dups.itertuples()}
     assert pairs[("train/Alpha/0.jpg", "val/Alpha/copy.jpg")] == "exact"
     assert pairs[("train/Gamma-Works/2.jpg", "val/Gamma-Works/resaved.jpg")] == "exact"  # same pixels, other bytes
     assert pairs[("train/Beta Motors/1.jpg", "test/Beta Motors/near.jpg")] == "near"
     assert audit.leaked_from_train(dups) == {"val/Alpha/copy.jpg", "val/Gamma-Works/resaved.jpg",
                                              "test/Beta Motors/near.jpg"}
-    summary = audit.summarize(layout, manifest, dups, lookalikes, audit.read_planted(layout))
+    summary = audit.summarize(layout, manifest, leakage, audit.read_planted(layout))
     planted = summary["planted"]
     assert planted["recall"] == 1.0 and planted["found"] == 3
     assert planted["precision"] == round(3 / len(dups), 4)
@@ -157,7 +160,7 @@ def test_audit_stage_writes_its_outputs(corpus, tmp_path, monkeypatch):
     monkeypatch.chdir(work)
     audit_stage.main()
     for name in ("data/audit/manifest.csv", "data/audit/duplicates.csv", "data/audit/lookalikes.csv",
-                 "data/audit/summary.json",
+                 "data/audit/label_conflicts.csv", "data/audit/summary.json",
                  "plots/data/class_distribution.csv", "plots/data/class_distribution.png", "plots/data/samples.png",
                  "plots/data/image_sizes.png", "plots/data/leakage_pairs.png"):
         assert (work / name).stat().st_size > 0, name

@@ -8,23 +8,30 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
-from scipy.ndimage import gaussian_filter
+from scipy.fft import dctn
+from scipy.sparse import coo_array
+from scipy.sparse.csgraph import connected_components
 
+from carbrands.data import copies
 from carbrands.data.images import UnusableImage, decode_bytes, read_bytes
 from carbrands.data.layout import Layout
 from carbrands.data.names import SPLITS
 from carbrands.parallel import default_workers, parallel_map
 
 MANIFEST_COLUMNS = ["split", "class", "path", "origin", "format", "width", "height", "bytes",
-                    "sha256", "pixel_hash", "phash", "verdict", "reason"]
-DUPLICATE_COLUMNS = ["kind", "distance", "similarity", "path_a", "split_a", "path_b", "split_b", "class_a", "class_b"]
+                    "sha256", "pixel_hash", "phash", "verdict", "reason", "copy_check"]
+# method: exact | geometry | pixels (carbrands.data.copies); score: 1.0 | inlier share | correlation
+DUPLICATE_COLUMNS = ["kind", "distance", "method", "score", "path_a", "split_a", "path_b", "split_b",
+                     "class_a", "class_b"]
 # candidate model input sides; see recommended_size
 INPUT_SIZES = (32, 48, 64, 96, 128, 160, 192, 224)
+_LISTED = 50  # label conflicts listed in the summary (all are in label_conflicts.csv)
 _BLOCK = 512  # rows per block of the Hamming-distance matrix (512 x 16k uint64 = 64 MB)
 
 
@@ -34,24 +41,17 @@ def perceptual_hash(pixels: np.ndarray) -> int:
     """64-bit pHash: the signs of the 8x8 lowest DCT frequencies of a 32x32 grey thumbnail
     against their median. Survives resizing, re-encoding and small colour changes."""
     grey = Image.fromarray(pixels).convert("L").resize((32, 32), Image.Resampling.BILINEAR)
-    low = (_DCT @ np.asarray(grey, dtype=np.float64) @ _DCT.T)[:8, :8]
+    # unnormalised DCT-II: a constant factor, which no sign against the median sees
+    low = dctn(np.asarray(grey, dtype=np.float64), type=2)[:8, :8]
     bits = (low > np.median(low)).ravel()
     return int(np.packbits(bits).view(">u8")[0])
-
-
-def _dct_matrix(n: int) -> np.ndarray:
-    k, i = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    return np.cos(np.pi * (2 * i + 1) * k / (2 * n))
-
-
-_DCT = _dct_matrix(32)
 
 
 def inspect_file(task: tuple[str, int]) -> dict:
     """Measure one file: real format, size, file and pixel hashes, pHash, verdict."""
     path, max_pixels = task
     row = {"format": "", "width": 0, "height": 0, "bytes": 0, "sha256": "", "pixel_hash": "",
-           "phash": "", "verdict": "ok", "reason": ""}
+           "phash": "", "verdict": "ok", "reason": "", "copy_check": ""}
     try:
         data = read_bytes(path)
         row["bytes"] = len(data)
@@ -80,7 +80,7 @@ def inspect_all(layout: Layout, max_pixels: int, workers: int | None = None) -> 
         if e.skip:
             size = (layout.data_dir / e.path).stat().st_size
             row.update(format="", width=0, height=0, bytes=size, sha256="", pixel_hash="", phash="",
-                       verdict="skipped", reason=e.skip)
+                       verdict="skipped", reason=e.skip, copy_check="")
         else:
             row.update(measured[e.path])
         rows.append(row)
@@ -93,22 +93,33 @@ def read_manifest(audit_dir: str | Path) -> pd.DataFrame:
     return pd.read_csv(Path(audit_dir) / "manifest.csv", keep_default_na=False, dtype=text)
 
 
-def read_duplicates(audit_dir: str | Path) -> pd.DataFrame:
-    text = {c: str for c in DUPLICATE_COLUMNS if c not in ("distance", "similarity")}
-    return pd.read_csv(Path(audit_dir) / "duplicates.csv", keep_default_na=False, dtype=text)
+def read_duplicates(audit_dir: str | Path, name: str = "duplicates.csv") -> pd.DataFrame:
+    """One of the audit's pair tables: duplicates.csv (leaks), label_conflicts.csv, lookalikes.csv."""
+    text = {c: str for c in DUPLICATE_COLUMNS if c not in ("distance", "score")}
+    return pd.read_csv(Path(audit_dir) / name, keep_default_na=False, dtype=text)
 
 
 # -- duplicates across splits --------------------------------------------------
 
-def find_duplicates(manifest: pd.DataFrame, max_distance: int, data_dir: Path, max_pixels: int,
-                    min_similarity: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Pairs of usable images in different splits that are copies: exact (same pixels)
-    or near (pHash Hamming distance <= max_distance, confirmed by `similarity` >=
-    min_similarity). Returns (duplicates, lookalikes): the confirmed pairs, and the
-    pHash candidates that the pixel comparison turned down (for a look, never dropped).
+@dataclass
+class Leakage:
+    """The audit's cross-split pairs. path_a is always in the earlier split (train
+    before val before test)."""
+    copies: pd.DataFrame      # confirmed copies of one brand: leaks (prepare drops them)
+    conflicts: pd.DataFrame   # confirmed copies labelled with two brands: a label is wrong; kept
+    lookalikes: pd.DataFrame  # candidates the copy check turned down: kept
+    checks: dict[str, str]    # path -> how its candidate pairs were checked (the manifest's copy_check)
 
-    path_a is always in the earlier split (train before val before test). Near pairs
-    are found by XOR + popcount over blocks of rows: 16k x 16k images take seconds."""
+
+def find_duplicates(manifest: pd.DataFrame, max_distance: int, data_dir: Path, max_pixels: int,
+                    min_inlier_share: float, min_similarity: float) -> Leakage:
+    """Pairs of usable images in different splits that are copies: exact (same pixels)
+    or near: a pHash Hamming distance <= max_distance makes a candidate, confirmed by
+    carbrands.data.copies (geometry: inlier share >= min_inlier_share; images with too
+    few keypoints: pixel correlation >= min_similarity).
+
+    Near pairs are found by XOR + popcount over blocks of rows (16k x 16k images take
+    seconds); only the candidates are decoded again and compared, in worker processes."""
     ok = manifest[(manifest["verdict"] == "ok") & manifest["split"].isin(SPLITS)].reset_index(drop=True)
     order = {s: i for i, s in enumerate(SPLITS)}
     found: dict[tuple[int, int], tuple[str, int]] = {}
@@ -126,67 +137,37 @@ def find_duplicates(manifest: pd.DataFrame, max_distance: int, data_dir: Path, m
             ia, ib = rows_of[split_a], rows_of[split_b]
             for a, b, d in _close_pairs(hashes[ia], hashes[ib], max_distance):
                 found.setdefault((int(ia[a]), int(ib[b])), ("near", int(d)))
-    near = sorted({i for (a, b), (kind, _) in found.items() if kind == "near" for i in (a, b)})
-    tasks = [(str(data_dir / ok.at[i, "path"]), max_pixels) for i in near]
-    views = dict(zip(near, parallel_map(_views_of_file, tasks, default_workers(), "audit: comparing near pairs")))
-    rows = [{"kind": kind, "distance": d,
-             "similarity": 1.0 if kind == "exact" else round(similarity(views[a], views[b]), 4),
-             "path_a": ok.at[a, "path"], "split_a": ok.at[a, "split"],
-             "path_b": ok.at[b, "path"], "split_b": ok.at[b, "split"],
-             "class_a": ok.at[a, "class"], "class_b": ok.at[b, "class"]}
-            for (a, b), (kind, d) in found.items()]
-    frame = pd.DataFrame(rows, columns=DUPLICATE_COLUMNS)
+    near = [pair for pair, (kind, _) in found.items() if kind == "near"]
+    tasks = [(str(data_dir / ok.at[a, "path"]), str(data_dir / ok.at[b, "path"]), max_pixels) for a, b in near]
+    checked = dict(zip(near, parallel_map(copies.compare_files, tasks, default_workers(),
+                                          "audit: checking near pairs")))
+    rows = []
+    for (a, b), (kind, d) in found.items():
+        check = checked.get((a, b), copies.Check("exact", 1.0, (0, 0)))
+        rows.append({"kind": kind, "distance": d, "method": check.method, "score": check.score,
+                     "path_a": ok.at[a, "path"], "split_a": ok.at[a, "split"],
+                     "path_b": ok.at[b, "path"], "split_b": ok.at[b, "split"],
+                     "class_a": ok.at[a, "class"], "class_b": ok.at[b, "class"],
+                     "copy": kind == "exact" or check.is_copy(min_inlier_share, min_similarity)})
+    frame = pd.DataFrame(rows, columns=[*DUPLICATE_COLUMNS, "copy"])
     frame = frame.sort_values(["split_a", "split_b", "path_a", "path_b"], key=_split_key).reset_index(drop=True)
-    copies = frame["similarity"] >= min_similarity
-    return frame[copies].reset_index(drop=True), frame[~copies].reset_index(drop=True)
+    is_copy = frame.pop("copy").astype(bool)
+    one_brand = frame["class_a"] == frame["class_b"]
+    return Leakage(copies=frame[is_copy & one_brand].reset_index(drop=True),
+                   conflicts=frame[is_copy & ~one_brand].reset_index(drop=True),
+                   lookalikes=frame[~is_copy].reset_index(drop=True),
+                   checks=_copy_checks(ok, checked))
 
 
-# -- confirming near copies ------------------------------------------------------
-# A pHash match is a candidate only: studio photos of two different cars in the same
-# pose on white share their coarse layout, hence their hash. A copy (resized,
-# re-encoded, watermarked, lightly cropped) also shares its fine structure: edges in
-# the same places. So a candidate is confirmed by the correlation of band-passed
-# (difference-of-Gaussians) grey thumbnails, the best over small crops and shifts of
-# either image, which aligns a lightly cropped copy with its source. Measured on the
-# real photos of ../shared/fixtures/stanford-makes-19 (tests/test_audit.py): copies
-# score 0.72-1.0, the most alike different photos up to 0.66.
-_SIDE = 128            # the grey image crops are cut from
-_THUMB = 32            # side of the compared thumbnails
-_BLUR = 3.0            # sigma, in thumbnail pixels, of the coarse layout taken away
-_SCALES = (1.0, 0.92, 0.84)
-_OFFSETS = (-1, 0, 1)  # crop window at the left/top edge, centred, at the right/bottom edge
-
-
-def structure_views(pixels: np.ndarray) -> np.ndarray:
-    """(views, _THUMB**2) float32 unit vectors: the band-passed thumbnail of the whole
-    image first, then of crops of it (scales x offsets)."""
-    grey = Image.fromarray(pixels).convert("L").resize((_SIDE, _SIDE), Image.Resampling.BILINEAR)
-    views = []
-    for scale in _SCALES:
-        w = scale * _SIDE
-        for dx in _OFFSETS:
-            for dy in _OFFSETS:
-                if scale == 1.0 and (dx or dy):
-                    continue
-                x0, y0 = (_SIDE - w) / 2 * (1 + dx), (_SIDE - w) / 2 * (1 + dy)
-                t = np.asarray(grey.resize((_THUMB, _THUMB), Image.Resampling.BILINEAR,
-                                           box=(x0, y0, x0 + w, y0 + w)), np.float64)
-                t = (t - gaussian_filter(t, _BLUR)).ravel()
-                t -= t.mean()
-                views.append(t / (np.linalg.norm(t) + 1e-9))
-    return np.stack(views).astype(np.float32)
-
-
-def similarity(views_a: np.ndarray, views_b: np.ndarray) -> float:
-    """How alike two images' fine structure is (-1..1): each whole image against the
-    other's crops, at the best alignment."""
-    return float(max((views_a[:1] @ views_b.T).max(), (views_b[:1] @ views_a.T).max()))
-
-
-def _views_of_file(task: tuple[str, int]) -> np.ndarray:
-    path, max_pixels = task
-    pixels, _ = decode_bytes(read_bytes(path), max_pixels, draft_size=2 * _SIDE)
-    return structure_views(pixels)
+def _copy_checks(ok: pd.DataFrame, checked: dict) -> dict[str, str]:
+    """path -> "geometry", or "pixels (N keypoints)" where the file had too few keypoints
+    in one of its comparisons (its fewest is given)."""
+    fewest: dict[str, int] = {}
+    for (a, b), check in checked.items():
+        for i, n in zip((a, b), check.keypoints):
+            path = ok.at[i, "path"]
+            fewest[path] = min(n, fewest.get(path, n))
+    return {p: "geometry" if n >= copies.MIN_KEYPOINTS else f"pixels ({n} keypoints)" for p, n in fewest.items()}
 
 
 def _split_key(col: pd.Series) -> pd.Series:
@@ -255,19 +236,17 @@ def planted_scores(duplicates: pd.DataFrame, planted: pd.DataFrame) -> dict:
     }
 
 
-def _families(edges: Iterable[tuple[str, str]]) -> dict[str, str]:
-    parent: dict[str, str] = {}
-
-    def root(x):
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        parent[root(a)] = root(b)
-    return {x: root(x) for x in parent}
+def _families(edges: Iterable[tuple[str, str]]) -> dict[str, int]:
+    """path -> the number of its connected component in the graph of (source, copy) edges."""
+    edges = list(edges)
+    names = sorted({p for e in edges for p in e})
+    if not names:
+        return {}
+    index = {p: i for i, p in enumerate(names)}
+    rows, cols = [index[a] for a, _ in edges], [index[b] for _, b in edges]
+    graph = coo_array((np.ones(len(edges)), (rows, cols)), shape=(len(names), len(names)))
+    _, labels = connected_components(graph, directed=False)
+    return {p: int(labels[i]) for p, i in index.items()}
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -305,9 +284,10 @@ def _quantiles(values: np.ndarray) -> dict:
     return {k: round(float(v), 3) for k, v in zip(("min", "p05", "p25", "median", "p75", "p95", "max"), q)}
 
 
-def summarize(layout: Layout, manifest: pd.DataFrame, duplicates: pd.DataFrame, lookalikes: pd.DataFrame,
-              planted: pd.DataFrame | None = None) -> dict:
+def summarize(layout: Layout, manifest: pd.DataFrame, leakage: Leakage, planted: pd.DataFrame | None = None,
+              ) -> dict:
     ok = manifest[manifest["verdict"] == "ok"]
+    duplicates, conflicts = leakage.copies, leakage.conflicts
     w, h = ok["width"].to_numpy(float), ok["height"].to_numpy(float)
     table = class_distribution(manifest)
     # original: read from a split folder; derived: drawn by the seeded split (a flat folder: all)
@@ -339,17 +319,23 @@ def summarize(layout: Layout, manifest: pd.DataFrame, duplicates: pd.DataFrame, 
             "cross_split_pairs": len(duplicates),
             "cross_split_exact": int((duplicates["kind"] == "exact").sum()),
             "cross_split_near": int((duplicates["kind"] == "near").sum()),
-            # pHash candidates the pixel comparison turned down (lookalikes.csv): kept
-            "lookalikes_not_copies": len(lookalikes),
+            # pHash candidates the copy check turned down (lookalikes.csv): kept
+            "lookalikes_not_copies": len(leakage.lookalikes),
+            "near_checked_by": _value_counts(pd.concat([leakage.copies, conflicts, leakage.lookalikes])
+                                             .query("kind == 'near'")["method"]),
             "leaked_from_train": {s: int(leaks.loc[leaks["split_b"] == s, "path_b"].nunique())
                                   for s in ("val", "test")},
             "val_test_pairs": int(((duplicates["split_a"] == "val") & (duplicates["split_b"] == "test")).sum()),
-            "cross_class_pairs": int((duplicates["class_a"] != duplicates["class_b"]).sum()),
+            # copies labelled with two brands (label_conflicts.csv): not leaks, kept for the user to decide
+            "label_conflicts": len(conflicts),
+            "label_conflict_pairs": [
+                {k: r[k] for k in ("path_a", "class_a", "path_b", "class_b", "method", "score")}
+                for r in conflicts.head(_LISTED).to_dict("records")],
             "exact_copies_within_a_split": exact_within,
         },
     }
-    if planted is not None:
-        summary["planted"] = planted_scores(duplicates, planted)
+    if planted is not None:  # a planted copy confirmed under another brand is still found
+        summary["planted"] = planted_scores(pd.concat([duplicates, conflicts]), planted)
     return summary
 
 

@@ -83,9 +83,11 @@ def image_sizes(manifest: pd.DataFrame, recommended: int, path: str | Path) -> N
 
 
 def leakage_pairs(duplicates: pd.DataFrame, data_dir: Path, path: str | Path, max_pixels: int,
-                  limit: int = 12) -> None:
-    """Detected cross-split duplicate pairs side by side (two pairs per row), the most
-    distant first: the borderline pairs show whether data.near_duplicate_distance fits."""
+                  limit: int = 100) -> None:
+    """Every confirmed cross-split copy side by side (two pairs per row) with how it was
+    confirmed and its score, the lowest score first: a person checks the audit by eye.
+    The val/test image of a pair with a train image is what `prepare` drops
+    (data.drop_leaked). Past `limit` pairs only the lowest-scoring are drawn (said so)."""
     if duplicates.empty:
         fig, ax = plt.subplots(figsize=(6, 1.6))
         ax.axis("off")
@@ -93,7 +95,7 @@ def leakage_pairs(duplicates: pd.DataFrame, data_dir: Path, path: str | Path, ma
         ax.set_title("Cross-split duplicate pairs (leakage)")
         save_figure(fig, path)
         return
-    shown = duplicates.sort_values("distance", ascending=False, kind="stable").head(limit)
+    shown = duplicates.sort_values("score", kind="stable").head(limit)
     images, titles = [], []
     for r in shown.itertuples():
         for side in ("a", "b"):
@@ -102,11 +104,14 @@ def leakage_pairs(duplicates: pd.DataFrame, data_dir: Path, path: str | Path, ma
             # derived splits (and wrapper folders) do not show in the path: name the split
             caption = rel if rel.startswith(split + "/") else f"{split}: {rel}"  # image_grid wraps it
             if side == "b":
-                caption += f"\n{r.kind} copy, distance {r.distance}"
+                how = "exact copy" if r.method == "exact" else f"{r.method} score {r.score:.2f}"
+                caption += f"\n{how}, pHash distance {r.distance}" + (", leak" if r.split_a == "train" else "")
             titles.append(caption)
+    shown_note = "all shown" if len(shown) == len(duplicates) else f"the {len(shown)} lowest-scoring shown"
     image_grid(images, titles, path,
-               f"Cross-split duplicate pairs: {len(duplicates)} found, {len(shown)} most distant shown "
-               "(left: earlier split)",
+               f"Cross-split copies: {len(duplicates)} confirmed, {shown_note}, lowest score first "
+               "(left: earlier split; a leak's right image is dropped when data.drop_leaked; "
+               "geometry: share of keypoints one transform fits; pixels: correlation)",
                cols=4, cell=2.6)
 
 
