@@ -24,8 +24,11 @@ from carbrands.data.layout import Layout
 from carbrands.data.names import SPLITS
 from carbrands.parallel import default_workers, parallel_map
 
+PHASHES = ("phash", "phash_mirrored", "phash_centre")  # the columns of perceptual_hashes()
 MANIFEST_COLUMNS = ["split", "class", "path", "origin", "format", "width", "height", "bytes",
-                    "sha256", "pixel_hash", "phash", "verdict", "reason", "copy_check"]
+                    "sha256", "pixel_hash", *PHASHES, "verdict", "reason", "copy_check"]
+# the centre hash covers this share of each side: a copy cropped by 10 % hashes close to it
+CENTRE = 0.9
 # method: exact | geometry | pixels (carbrands.data.copies); score: 1.0 | inlier share | correlation
 DUPLICATE_COLUMNS = ["kind", "distance", "method", "score", "path_a", "split_a", "path_b", "split_b",
                      "class_a", "class_b"]
@@ -37,12 +40,23 @@ _BLOCK = 512  # rows per block of the Hamming-distance matrix (512 x 16k uint64 
 
 # -- per file ----------------------------------------------------------------
 
-def perceptual_hash(pixels: np.ndarray) -> int:
-    """64-bit pHash: the signs of the 8x8 lowest DCT frequencies of a 32x32 grey thumbnail
-    against their median. Survives resizing, re-encoding and small colour changes."""
-    grey = Image.fromarray(pixels).convert("L").resize((32, 32), Image.Resampling.BILINEAR)
+def perceptual_hashes(pixels: np.ndarray) -> tuple[int, int, int]:
+    """64-bit pHashes of the image, of its mirror image and of its centre (CENTRE of each
+    side): the signs of the 8x8 lowest DCT frequencies of a 32x32 grey thumbnail against
+    their median. One survives resizing, re-encoding and colour changes; the other two
+    make mirrored and cropped copies candidates as well."""
+    image = Image.fromarray(pixels).convert("L")
+    w, h = image.size
+    margin = (1 - CENTRE) / 2
+    centre = (w * margin, h * margin, w * (1 - margin), h * (1 - margin))
+    grey, middle = (np.asarray(image.resize((32, 32), Image.Resampling.BILINEAR, box=box), np.float64)
+                    for box in (None, centre))
+    return _phash(grey), _phash(grey[:, ::-1]), _phash(middle)
+
+
+def _phash(grey: np.ndarray) -> int:
     # unnormalised DCT-II: a constant factor, which no sign against the median sees
-    low = dctn(np.asarray(grey, dtype=np.float64), type=2)[:8, :8]
+    low = dctn(grey, type=2)[:8, :8]
     bits = (low > np.median(low)).ravel()
     return int(np.packbits(bits).view(">u8")[0])
 
@@ -51,7 +65,7 @@ def inspect_file(task: tuple[str, int]) -> dict:
     """Measure one file: real format, size, file and pixel hashes, pHash, verdict."""
     path, max_pixels = task
     row = {"format": "", "width": 0, "height": 0, "bytes": 0, "sha256": "", "pixel_hash": "",
-           "phash": "", "verdict": "ok", "reason": "", "copy_check": ""}
+           **dict.fromkeys(PHASHES, ""), "verdict": "ok", "reason": "", "copy_check": ""}
     try:
         data = read_bytes(path)
         row["bytes"] = len(data)
@@ -64,7 +78,8 @@ def inspect_file(task: tuple[str, int]) -> dict:
     # same pixels with different bytes (re-saved, other format, other metadata) are still exact copies
     digest = hashlib.sha256(f"{h}x{w}".encode())
     digest.update(pixels.tobytes())
-    row.update(width=w, height=h, pixel_hash=digest.hexdigest()[:32], phash=f"{perceptual_hash(pixels):016x}")
+    row.update(width=w, height=h, pixel_hash=digest.hexdigest()[:32],
+               **{c: f"{v:016x}" for c, v in zip(PHASHES, perceptual_hashes(pixels))})
     return row
 
 
@@ -79,8 +94,8 @@ def inspect_all(layout: Layout, max_pixels: int, workers: int | None = None) -> 
         row = {"split": e.split, "class": e.cls, "path": e.path, "origin": e.origin}
         if e.skip:
             size = (layout.data_dir / e.path).stat().st_size
-            row.update(format="", width=0, height=0, bytes=size, sha256="", pixel_hash="", phash="",
-                       verdict="skipped", reason=e.skip, copy_check="")
+            row.update(format="", width=0, height=0, bytes=size, sha256="", pixel_hash="",
+                       **dict.fromkeys(PHASHES, ""), verdict="skipped", reason=e.skip, copy_check="")
         else:
             row.update(measured[e.path])
         rows.append(row)
@@ -122,27 +137,35 @@ def find_duplicates(manifest: pd.DataFrame, max_distance: int, data_dir: Path, m
     seconds); only the candidates are decoded again and compared, in worker processes."""
     ok = manifest[(manifest["verdict"] == "ok") & manifest["split"].isin(SPLITS)].reset_index(drop=True)
     order = {s: i for i, s in enumerate(SPLITS)}
-    found: dict[tuple[int, int], tuple[str, int]] = {}
+    found: dict[tuple[int, int], tuple[str, int, bool]] = {}  # (a, b) -> kind, distance, b mirrored
     # same bytes mean same pixels: grouping by the pixel hash finds both
     for _, group in ok.groupby("pixel_hash"):
         idx = list(group.index)
         for a in idx:
             for b in idx:
                 if order[ok.at[a, "split"]] < order[ok.at[b, "split"]]:
-                    found[(a, b)] = ("exact", 0)
-    hashes = np.array([int(h, 16) for h in ok["phash"]], dtype=np.uint64)
+                    found[(a, b)] = ("exact", 0, False)
+    hashes = {c: np.array([int(h, 16) for h in ok[c]], dtype=np.uint64) for c in PHASHES}
     rows_of = {s: np.flatnonzero(ok["split"].to_numpy() == s) for s in SPLITS}
+    # a as it is against b as it is, b mirrored, b's centre, and a's centre against b (either
+    # image may be the cropped one): the nearest counts
+    compared = (("phash", "phash"), ("phash", "phash_mirrored"), ("phash", "phash_centre"), ("phash_centre", "phash"))
     for i, split_a in enumerate(SPLITS):
         for split_b in SPLITS[i + 1:]:
             ia, ib = rows_of[split_a], rows_of[split_b]
-            for a, b, d in _close_pairs(hashes[ia], hashes[ib], max_distance):
-                found.setdefault((int(ia[a]), int(ib[b])), ("near", int(d)))
-    near = [pair for pair, (kind, _) in found.items() if kind == "near"]
-    tasks = [(str(data_dir / ok.at[a, "path"]), str(data_dir / ok.at[b, "path"]), max_pixels) for a, b in near]
+            for col_a, col_b in compared:
+                for a, b, d in _close_pairs(hashes[col_a][ia], hashes[col_b][ib], max_distance):
+                    pair = (int(ia[a]), int(ib[b]))
+                    kind, nearest, _ = found.get(pair, ("near", 65, False))
+                    if kind == "near" and d < nearest:
+                        found[pair] = ("near", int(d), col_b == "phash_mirrored")
+    near = [pair for pair, (kind, _, _) in found.items() if kind == "near"]
+    tasks = [(str(data_dir / ok.at[a, "path"]), str(data_dir / ok.at[b, "path"]), found[(a, b)][2], max_pixels)
+             for a, b in near]
     checked = dict(zip(near, parallel_map(copies.compare_files, tasks, default_workers(),
                                           "audit: checking near pairs")))
     rows = []
-    for (a, b), (kind, d) in found.items():
+    for (a, b), (kind, d, _) in found.items():
         check = checked.get((a, b), copies.Check("exact", 1.0, (0, 0)))
         rows.append({"kind": kind, "distance": d, "method": check.method, "score": check.score,
                      "path_a": ok.at[a, "path"], "split_a": ok.at[a, "split"],

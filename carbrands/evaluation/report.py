@@ -146,13 +146,27 @@ def build(root: Path, runs: pd.DataFrame, transfer_label: str, pretrained: bool)
     if planted:
         leak += (f" Against the synthesizer's planted copies: recall {planted['recall']:.2f}, "
                  f"precision {planted['precision']:.2f} ({planted['found']}/{planted['planted_pairs']} found).")
-    r.add(leak)
+    checked = dup["near_checked_by"]
+    r.add(leak + f" Near candidates (close perceptual hashes) are confirmed as copies by geometry, the share of "
+          f"keypoints one transform fits ({checked.get('geometry', 0)} candidates), or by pixels where an image has "
+          f"too few keypoints ({checked.get('pixels', 0)}); {dup['lookalikes_not_copies']} turned down as "
+          "look-alikes (`data/audit/lookalikes.csv`).")
+    conflicts = dup["label_conflict_pairs"]
+    r.add(f"Label conflicts: {dup['label_conflicts']} copies across splits carry two different brands, "
+          "so one of the labels is wrong. They are not counted as leaks and not dropped: decide which label is "
+          "right (`data/audit/label_conflicts.csv`)." + ("" if conflicts else " None found.")
+          + (f" The first {len(conflicts)} are listed." if dup["label_conflicts"] > len(conflicts) else ""))
+    if conflicts:
+        r.add(_table(["image", "brand", "copy", "brand", "score"],
+                     [[f"`{c['path_a']}`", c["class_a"], f"`{c['path_b']}`", c["class_b"],
+                       f"{c['method']} {c['score']:.2f}"] for c in conflicts]))
     r.add(f"Input size: recommended {audit['recommended_size']} px from the image-size distribution; "
           f"used {prep['image_size']} px (`data.image_size`, resize mode `{prep['resize']}`).")
     r.figure(paths.AUDIT_PLOTS / "class_distribution.png", "Images per brand and split")
     r.figure(paths.AUDIT_PLOTS / "samples.png", "One sample per brand")
     r.figure(paths.AUDIT_PLOTS / "image_sizes.png", "Image sizes")
-    r.figure(paths.AUDIT_PLOTS / "leakage_pairs.png", "Duplicate pairs found across splits")
+    r.figure(paths.AUDIT_PLOTS / "leakage_pairs.png",
+             "Every copy found across splits, side by side with its score (a leak's val/test image is dropped)")
     r.figure(paths.AUGMENT_GRID, "Training augmentation: original and augmented")
 
     r.add("## CNN and transfer model (test split)")
