@@ -103,3 +103,15 @@ def test_transfer_choices(tmp_path, real_cars):
         low, high = r["ci95"]
         assert 0 <= r["val_accuracy"] <= 1 and low <= r["accuracy"] <= high and r["transfer_seconds"] > 0
     assert "Transfer choices on" in stdout
+
+
+@pytest.mark.fixture
+@pytest.mark.slow
+def test_audit_copies(tmp_path, stanford):
+    stdout, result = _bench("audit_copies", tmp_path, str(stanford))
+    by_kind = result["scores"]["by_kind"]
+    assert set(by_kind) == {"reencoded", "resized", "cropped", "watermarked", "colour_shifted", "mirrored"}
+    assert all(k["planted"] == 2 for k in by_kind.values())
+    for t in result["timing"].values():
+        assert t["inspect_ms_per_image"] > 0 and t["check_ms_per_candidate"] > 0 and t["estimate_seconds"] > 0
+    assert "precision" in stdout and "gap" in stdout and (tmp_path / "audit_copies_pairs-tiny.png").is_file()
