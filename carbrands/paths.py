@@ -9,7 +9,7 @@ from pathlib import Path
 
 from carbrands.models.names import TRAINED_MODELS
 
-AUDIT = Path("data/audit")                    # manifest.csv, duplicates.csv, summary.json
+AUDIT = Path("data/audit")                    # manifest, duplicates, label_conflicts, lookalikes (csv); summary.json
 AUDIT_PLOTS = Path("plots/data")
 PREPARED = Path("data/prepared")              # the format: carbrands/data/prepared.py
 DATA_METRICS = Path("metrics/data.json")      # headline numbers: images per split, brands, leaks

@@ -262,3 +262,13 @@ def test_copies_under_two_brands_are_label_conflicts_not_leaks(corpus):
     summary = audit.summarize(layout, manifest, leakage)["duplicates"]
     assert summary["label_conflicts"] == 1 and summary["label_conflict_pairs"][0]["class_b"] == "Beta Motors"
     assert summary["leaked_from_train"] == {"val": 2, "test": 1}     # the corpus's own leaks, not the conflict
+
+
+@pytest.mark.parametrize("value,problem", [(0, r"outside \(0"), (1.5, "outside"), ("high", "expected a number")])
+def test_a_bad_inlier_share_stops_with_the_key_named(value, problem):
+    from carbrands import params
+    from carbrands.errors import ParamError
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["data"]["near_duplicate_inlier_share"] = value
+    with pytest.raises(ParamError, match=rf"data\.near_duplicate_inlier_share: .*{problem}"):
+        params.validate(raw)

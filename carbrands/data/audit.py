@@ -108,10 +108,10 @@ def read_manifest(audit_dir: str | Path) -> pd.DataFrame:
     return pd.read_csv(Path(audit_dir) / "manifest.csv", keep_default_na=False, dtype=text)
 
 
-def read_duplicates(audit_dir: str | Path, name: str = "duplicates.csv") -> pd.DataFrame:
-    """One of the audit's pair tables: duplicates.csv (leaks), label_conflicts.csv, lookalikes.csv."""
+def read_duplicates(audit_dir: str | Path) -> pd.DataFrame:
+    """duplicates.csv: the confirmed cross-split copies of one brand (the leaks)."""
     text = {c: str for c in DUPLICATE_COLUMNS if c not in ("distance", "score")}
-    return pd.read_csv(Path(audit_dir) / name, keep_default_na=False, dtype=text)
+    return pd.read_csv(Path(audit_dir) / "duplicates.csv", keep_default_na=False, dtype=text)
 
 
 # -- duplicates across splits --------------------------------------------------

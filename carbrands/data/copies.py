@@ -12,9 +12,11 @@ whose pHashes say mirrored).
 Two cars in the same pose match a few details (a badge, a wheel) that no single
 transform lines up with the rest.
 
-Measured on ../shared/fixtures/stanford-makes-19 (bench/audit_copies.py): copies of
-real photos with each of those changes score 0.3 and above; the 490 cross-split
-look-alikes the audit lists within 16 pHash bits score 0.04 at most.
+Measured on ../shared/fixtures/stanford-makes-19 (bench/audit_copies.py): planted
+copies of real photos with each of those changes score 0.39 and above (0.32 with the
+photos at 320 px wide), the fixture's own cross-split copies (squeezed to another
+aspect ratio, cropped, mirrored) 0.17-0.54; the ~1,450 look-alikes across its splits
+within 16 pHash bits 0.10 at most (0.12 at 320 px).
 
 Images with too few keypoints to judge (a tiny thumbnail, a flat colour) are compared
 by the old pixel measure instead, and the result says so.
