@@ -31,7 +31,7 @@ def main() -> None:
     with data.strategy.scope():   # the phases compile under the model's strategy (train_two_phases)
         model = transfer.build_model(backbone, image_size, len(classes), cfg["dense_units"], cfg["dropout"],
                                      weights_from=source)
-        parts = transfer.split(model, backbone)
+        parts = transfer.split(model, backbone, cfg["fine_tune"]["unfreeze_from"])
     reads = {"seed": p["seed"], "augment": p["augment"], "transfer": p["transfer"],
              "train": {k: p["train"][k] for k in ("strategy", "mixed_precision", "deterministic")}}
     s = session.Session.start("transfer", reads, [paths.PREPARED, paths.PRETRAINED])

@@ -51,6 +51,31 @@ def test_phases_make_trainable_only_what_they_train():
         "block5_conv1", "block5_conv2", "block5_conv3", "head_dense", "predictions"}
 
 
+def test_unfreeze_from_all_tunes_every_layer_but_batch_norm_and_composes_to_the_whole():
+    keras.utils.set_random_seed(0)
+    model = transfer.build_model("efficientnet_lite0", 32, 3, dense_units=8, dropout=0.5)
+    parts = transfer.split(model, "efficientnet_lite0", "all")
+    assert parts.tuned[0].name == "stem_conv"
+    tuned = {l.name for l in parts.tuned}
+    convs = {l.name for l in model.layers if isinstance(l, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))}
+    assert convs <= tuned and not any(isinstance(l, keras.layers.BatchNormalization) for l in parts.tuned)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(parts.tail.predict(parts.frozen.predict(x, verbose=0), verbose=0),
+                               model.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
+
+
+def test_unfreeze_from_a_layer_name_starts_there_and_a_bad_one_names_the_key():
+    model = transfer.build_model("efficientnet_lite0", 32, 3, dense_units=8, dropout=0.5)
+    parts = transfer.split(model, "efficientnet_lite0", "block4a_expand_conv")
+    assert parts.tuned[0].name == "block4a_expand_conv" and "block3b_project_conv" not in {
+        l.name for l in parts.tuned}
+    with pytest.raises(ParamError, match=r"transfer\.fine_tune\.unfreeze_from.*'block9z'.*no layer"):
+        transfer.split(model, "efficientnet_lite0", "block9z")
+    # inside a residual block a shortcut crosses the cut
+    with pytest.raises(ParamError, match=r"transfer\.fine_tune\.unfreeze_from.*shortcut"):
+        transfer.split(model, "efficientnet_lite0", "block4b_dw_conv")
+
+
 def test_image_size_below_the_backbone_minimum_names_the_key():
     with pytest.raises(ParamError, match=r"data\.image_size.*16 px is below the 32 px.*vgg16"):
         backbones.check_image_size("vgg16", 16)

@@ -108,11 +108,31 @@ class Parts:
     tuned: list              # backbone layers phase 2 trains
 
 
-def split(model: keras.Model, backbone: str) -> Parts:
-    spec = backbone_spec(backbone)
-    cut = model.get_layer(spec.unfreeze_from).input
+def fine_tune_start(model: keras.Model, backbone: str, unfreeze_from: str) -> keras.layers.Layer:
+    """The first layer phase 2 trains (transfer.fine_tune.unfreeze_from): `auto` (the
+    backbone's default), `all` (its first layer with weights) or a layer's name."""
+    if unfreeze_from == "auto":
+        unfreeze_from = backbone_spec(backbone).unfreeze_from
+    elif unfreeze_from == "all":
+        unfreeze_from = next(l.name for l in backbone_layers(model) if l.weights)
+    try:
+        return model.get_layer(unfreeze_from)
+    except ValueError:
+        raise ParamError("transfer.fine_tune.unfreeze_from",
+                         f"{unfreeze_from!r}: {backbone} has no layer of that name (auto, all, or a layer "
+                         f"name such as {backbone_spec(backbone).unfreeze_from})") from None
+
+
+def split(model: keras.Model, backbone: str, unfreeze_from: str = "auto") -> Parts:
+    start = fine_tune_start(model, backbone, unfreeze_from)
+    cut = start.input
     pooled = model.get_layer("avg_pool").output   # before feature_norm: the head includes it
-    tail = keras.Model(cut, model.output, name="tail")
+    try:
+        tail = keras.Model(cut, model.output, name="tail")
+    except ValueError:   # a layer inside a residual block: the graph does not split there
+        raise ParamError("transfer.fine_tune.unfreeze_from",
+                         f"{start.name!r}: the backbone cannot be cut before this layer (a shortcut "
+                         f"crosses it); choose the first layer of a block") from None
     # BatchNormalization stays frozen (inference mode) when fine-tuning: its statistics
     # from a few small batches would wreck what the backbone learnt.
     tuned = [l for l in tail.layers if l.name not in HEAD_LAYERS and l.weights
@@ -163,7 +183,7 @@ def feature_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, s
 
 def frozen_features(frozen: keras.Model, images: np.ndarray, batch_size: int, label: str,
                     mirrors: tuple[bool, ...] = (False,)) -> np.ndarray:
-    """The frozen part's outputs for uint8 images, once per entry of `mirrors` (True:
+    """The outputs of a frozen sub-model (the frozen part, or image -> pooled) for uint8 images, once per entry of `mirrors` (True:
     the left-right mirror image), stacked in that order; computed batch by batch from
     the memory-mapped array, with a progress line every 30 s (at 224 px on 2 CPU
     cores this is minutes). Kept as float16 in one array, which halves the memory:
@@ -219,17 +239,21 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
     cached = {phase: not cfg[phase]["augment"] and cfg[phase]["epochs"] > 0 for phase in PHASES}
     start = time.perf_counter()
     mirrors = (False, True) if cfg["mirror_features"] else (False,)
-    fbs = cfg["feature_batch_size"]
-    cut = {"train": frozen_features(parts.frozen, train.images, fbs, "train", mirrors),
-           "val": frozen_features(parts.frozen, val.images, fbs, "val")}
+    feature_batch = cfg["feature_batch_size"]
     cached_labels = np.concatenate([train.labels] * len(mirrors))
-    labels = {"train": cached_labels, "val": val.labels}
-    pooled = {name: parts.tail_pooled.predict(feature_dataset(f, labels[name], bs, False, seed).dataset(),
-                                              verbose=0)
-              for name, f in cut.items()}
+    # the pooled features feed the head phase and adapt feature_norm; the frozen part's
+    # outputs are kept only where fine-tuning trains on them (deep cuts are large)
+    if cached["fine_tune"]:
+        cut = {"train": frozen_features(parts.frozen, train.images, feature_batch, "train", mirrors),
+               "val": frozen_features(parts.frozen, val.images, feature_batch, "val")}
+        labels = {"train": cached_labels, "val": val.labels}
+        pooled = {name: parts.tail_pooled.predict(feature_dataset(f, labels[name], bs, False, seed).dataset(),
+                                                  verbose=0)
+                  for name, f in cut.items()}
+    else:
+        pooled = {"train": frozen_features(parts.pooled, train.images, feature_batch, "train", mirrors),
+                  "val": frozen_features(parts.pooled, val.images, feature_batch, "val")}
     adapt_feature_norm(parts.model.get_layer("feature_norm"), pooled["train"])
-    if not cached["fine_tune"]:
-        del cut
     feature_seconds = time.perf_counter() - start
     class_weight = class_weights(cfg["class_weight"], train.labels, n_classes)
 
