@@ -79,7 +79,8 @@ def legacy_bytes(tensors: dict[str, np.ndarray]) -> bytes:
 
         def __reduce__(self):
             strides = tuple(s // 4 for s in self.array.strides)
-            return fake["torch._utils"]._rebuild_tensor_v2, (_Key(self.key, self.array.size), 0, self.array.shape, strides, False, OrderedDict())
+            storage = _Key(self.key, self.array.size)
+            return fake["torch._utils"]._rebuild_tensor_v2, (storage, 0, self.array.shape, strides, False, {})
 
     f = io.BytesIO()
     for header in (torch_legacy.MAGIC_NUMBER, torch_legacy.PROTOCOL_VERSION, {"little_endian": True}):
