@@ -184,8 +184,8 @@ def feature_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, s
 def frozen_features(frozen: keras.Model, images: np.ndarray, batch_size: int, label: str,
                     mirrors: tuple[bool, ...] = (False,)) -> np.ndarray:
     """The outputs of a frozen sub-model (the frozen part, or image -> pooled) for
-    uint8 images, once per entry of `mirrors` (True: the left-right mirror image), stacked in that order; computed batch by batch from
-    the memory-mapped array, with a progress line every 30 s (at 224 px on 2 CPU
+    uint8 images, once per entry of `mirrors` (True: the left-right mirror image),
+    stacked in that order; computed batch by batch from the memory-mapped array, with a progress line every 30 s (at 224 px on 2 CPU
     cores this is minutes). Kept as float16 in one array, which halves the memory:
     5,000 photos at 224 px and their mirror images take 2 GB instead of 4.
 
