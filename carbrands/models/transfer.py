@@ -185,9 +185,9 @@ def frozen_features(frozen: keras.Model, images: np.ndarray, batch_size: int, la
                     mirrors: tuple[bool, ...] = (False,)) -> np.ndarray:
     """The outputs of a frozen sub-model (the frozen part, or image -> pooled) for
     uint8 images, once per entry of `mirrors` (True: the left-right mirror image),
-    stacked in that order; computed batch by batch from the memory-mapped array, with a progress line every 30 s (at 224 px on 2 CPU
-    cores this is minutes). Kept as float16 in one array, which halves the memory:
-    5,000 photos at 224 px and their mirror images take 2 GB instead of 4.
+    stacked in that order; computed batch by batch from the memory-mapped array,
+    with a progress line every 30 s (at 224 px on 2 CPU cores this is minutes).
+    Kept as float16 in one array, which halves the memory.
 
     The batch size sets the peak memory: at 224 px VGG16's first block holds about
     40 MB of activations per image, and the allocator keeps what a batch needed.
