@@ -3,7 +3,11 @@ training step fine-tuning from a given layer (batch norm frozen, as the transfer
 stage trains), with random weights on one cached batch, so no input work is timed.
 The backbones take turns over rounds; medians over all timed steps.
 
-    .venv/bin/python bench/backbone_speed.py [--backbones B ...] [--sizes 224 260] [--steps 4] [--rounds 3] [--tiny]
+    .venv/bin/python bench/backbone_speed.py [--backbones B ...] [--sizes 224 260] [--steps 4] [--rounds 3]
+                                             [--deterministic] [--tiny]
+
+--deterministic turns op determinism on, as the stages do by default
+(train.deterministic); run it with and without, back to back, for its price.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench import _common as common  # noqa: E402
+from carbrands import seeding  # noqa: E402
 from carbrands.models import transfer  # noqa: E402
 
 # (backbone, fine-tuned from): `auto` is the backbone's default cut, `all` the whole network
@@ -55,6 +60,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--deterministic", action="store_true", help="op determinism on, as in the stages")
     ap.add_argument("--tiny", action="store_true")
     args = ap.parse_args()
     if args.tiny:
@@ -62,7 +68,7 @@ def main() -> None:
     cases = [c for c in DEFAULT_CASES if not args.backbones or c[0] in args.backbones]
     if args.tiny:
         cases = [("efficientnet_lite0", "all")]
-    keras.utils.set_random_seed(0)
+    seeding.set_global_seed(0, args.deterministic)
     built = {(b, u, s): make_case(b, u, s, args.batch) for b, u in cases for s in args.sizes}
     times = {key: {"forward": [], "train": []} for key in built}
     for _ in range(args.rounds):
@@ -73,9 +79,11 @@ def main() -> None:
              "forward_images_per_s": round(args.batch / statistics.median(t["forward"]), 1),
              "train_images_per_s": round(args.batch / statistics.median(t["train"]), 1)}
             for (b, u, s), t in times.items()]
-    common.print_table(f"Backbone speed (batches of {args.batch}, medians of {args.rounds} x {args.steps} steps)",
-                       rows)
-    common.save_json("backbone_speed", {"batch": args.batch, "rows": rows}, args.tiny)
+    determinism = "on" if args.deterministic else "off"
+    common.print_table(f"Backbone speed (batches of {args.batch}, medians of {args.rounds} x {args.steps} steps, "
+                       f"op determinism {determinism})", rows)
+    common.save_json("backbone_speed", {"batch": args.batch, "deterministic": args.deterministic, "rows": rows},
+                     args.tiny)
 
 
 if __name__ == "__main__":

@@ -103,3 +103,11 @@ def test_transfer_choices(tmp_path, real_cars):
         low, high = r["ci95"]
         assert 0 <= r["val_accuracy"] <= 1 and low <= r["accuracy"] <= high and r["transfer_seconds"] > 0
     assert "Transfer choices on" in stdout
+
+
+def test_backbone_speed(tmp_path):
+    stdout, result = _bench("backbone_speed", tmp_path, "--deterministic")
+    [row] = result["rows"]
+    assert row["backbone"] == "efficientnet_lite0" and row["fine_tuned_from"] == "all" and result["deterministic"]
+    assert row["forward_images_per_s"] > 0 and row["train_images_per_s"] > 0 and row["trainable_params"] > 3e6
+    assert "op determinism on" in stdout
