@@ -14,7 +14,7 @@ from carbrands import paths
 from carbrands.data.prepared import load_split
 from carbrands.errors import DataError
 from carbrands.models import bundle, export
-from tests.helpers import ROOT
+from devtools.projects import ROOT
 
 CLASSES = ["Alpha", "Beta Motors", "Gamma-Works"]
 

@@ -17,9 +17,10 @@ import pandas as pd
 import tensorflow as tf
 
 from carbrands.data.pipeline import Epochs
+from carbrands.history import HISTORY_COLUMNS, in_history_order
 from carbrands.progress import Progress
 from carbrands.training import devices
-from carbrands.training.live import HISTORY_COLUMNS, LiveLog, in_history_order
+from carbrands.training.live import LiveLog
 from carbrands.training.resume import Backup
 
 __all__ = ["HISTORY_COLUMNS", "FitResult", "fit", "history_metrics"]
