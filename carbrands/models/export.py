@@ -49,18 +49,11 @@ def write_saved_model(model, out_dir: Path, info: dict) -> None:
 
 def write_tflite(saved_model_dir: Path, path: Path, info: dict) -> None:
     import tensorflow as tf
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
+
+    from carbrands import internals
 
     content = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir)).convert()
-    flat = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(json.dumps(info).encode(), np.uint8)
-    flat.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name, entry.buffer = TFLITE_METADATA, len(flat.buffers) - 1
-    flat.metadata = [*(flat.metadata or []), entry]
-    path.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(flat)))
+    path.write_bytes(internals.add_tflite_metadata(content, TFLITE_METADATA, info))
 
 
 # -- loading ---------------------------------------------------------------------
