@@ -74,7 +74,7 @@ def machine_record(metrics: Path) -> Path:
 
 def live_dir(stage: str) -> Path:
     """DVCLive's folder of a training stage (train, transfer, optimizers/<run>): the
-    history of its epochs (training/live.py reads it back)."""
+    history of its epochs (carbrands/history.py reads it back)."""
     return LIVE / stage
 
 
