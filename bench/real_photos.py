@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import _common as common  # noqa: E402
 from carbrands import params, paths  # noqa: E402
 from carbrands.data import prepared  # noqa: E402
-from tests.helpers import merge  # noqa: E402
+from devtools.projects import merge  # noqa: E402
 
 TINY = {"transfer": {"weights": "none", "dense_units": 16, "head": {"epochs": 2}, "fine_tune": {"epochs": 1}},
         "train": {"epochs": 1}, "evaluate": {"bootstrap": 50, "grid_images": 4, "gradcam_images": 1}}

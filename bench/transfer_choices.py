@@ -25,7 +25,7 @@ from bench import _common as common  # noqa: E402
 from bench.real_photos import TINY, scores  # noqa: E402
 from carbrands import paths  # noqa: E402
 from carbrands.data import prepared  # noqa: E402
-from tests.helpers import merge  # noqa: E402
+from devtools.projects import merge  # noqa: E402
 
 # each a change from params.yaml's transfer section, which the first row runs as it is
 VARIANTS = {

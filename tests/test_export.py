@@ -14,7 +14,7 @@ from carbrands import paths
 from carbrands.data.prepared import load_split
 from carbrands.errors import DataError
 from carbrands.models import bundle, export
-from tests.helpers import ROOT
+from devtools.projects import ROOT
 
 CLASSES = ["Alpha", "Beta Motors", "Gamma-Works"]
 
@@ -68,7 +68,7 @@ def test_parity_counts_changed_top1_predictions():
 
 
 def test_a_model_without_class_names_is_refused_in_one_line(project):
-    keras.models.load_model(paths.model("cnn")).save(paths.model("cnn"))   # as saved before this change
+    keras.models.load_model(paths.model("cnn")).save(paths.model("cnn"))   # plain model.save: no carbrands.json
     with pytest.raises(DataError, match="carries no class names"):
         stages.export.main()
 

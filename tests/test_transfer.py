@@ -16,8 +16,8 @@ import stages.transfer
 from carbrands import paths
 from carbrands.data.prepared import load_split
 from carbrands.errors import ParamError
+from carbrands.history import read_history
 from carbrands.models import backbones, names, transfer
-from carbrands.training.live import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW_TO_BUILD = {"resnet50", "efficientnetv2b0"}

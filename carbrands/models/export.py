@@ -49,26 +49,18 @@ def write_saved_model(model, out_dir: Path, info: dict) -> None:
 
 def write_tflite(saved_model_dir: Path, path: Path, info: dict) -> None:
     import tensorflow as tf
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
+
+    from carbrands import internals
 
     content = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir)).convert()
-    flat = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(json.dumps(info).encode(), np.uint8)
-    flat.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name, entry.buffer = TFLITE_METADATA, len(flat.buffers) - 1
-    flat.metadata = [*(flat.metadata or []), entry]
-    path.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(flat)))
+    path.write_bytes(internals.add_tflite_metadata(content, TFLITE_METADATA, info))
 
 
 # -- loading ---------------------------------------------------------------------
 
-def load(path: str | Path, legacy_classes: Path | None = None, legacy_resize: str | None = None) -> Loaded:
-    """A .keras file, a SavedModel folder or a .tflite file. A .keras model saved before
-    models carried their class names takes them from legacy_classes (data/prepared's
-    classes.json) and legacy_resize; without those it is refused in one line."""
+def load(path: str | Path) -> Loaded:
+    """A .keras file, a SavedModel folder or a .tflite file; one without the info
+    (classes, input size, resize mode) is refused in one line."""
     path = Path(path)
     if path.is_dir():
         return _load_saved_model(path)
@@ -76,19 +68,14 @@ def load(path: str | Path, legacy_classes: Path | None = None, legacy_resize: st
         raise DataError(f"{path} is missing: train or export that model first")
     if path.suffix.lower() == ".tflite":
         return _load_tflite(path)
-    return _load_keras(path, legacy_classes, legacy_resize)
+    return _load_keras(path)
 
 
-def _load_keras(path: Path, legacy_classes: Path | None, legacy_resize: str | None) -> Loaded:
+def _load_keras(path: Path) -> Loaded:
     from carbrands.evaluation.scores import load_model, predict_probabilities
 
     model = load_model(path)
     info = bundle.read_keras_info(path)
-    if info is None:
-        if legacy_classes is None or not legacy_classes.is_file() or legacy_resize is None:
-            raise DataError(f"{path} carries no class names (saved before models did): retrain it, or run "
-                            "from its project with data/prepared/ there, or pass --classes and --resize")
-        info = bundle.make_info(json.loads(legacy_classes.read_text()), model.input_shape[1] or 0, legacy_resize)
     _check_outputs(info, model.output_shape[-1], str(path))
     return Loaded(str(path), "keras", info, lambda x: predict_probabilities(model, x), model)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
 
 LOSS = "sparse_categorical_crossentropy"
 METRICS = ["accuracy"]
@@ -54,4 +55,8 @@ def balanced_class_weights(labels: np.ndarray, n_classes: int) -> dict[int, floa
     counts = np.bincount(labels, minlength=n_classes)
     if (counts == counts[0]).all():
         return None
-    return {c: float(len(labels) / (n_classes * n)) for c, n in enumerate(counts) if n}
+    present = np.flatnonzero(counts)
+    # sklearn divides by the number of classes present; k counts the absent ones too, so that
+    # a brand missing from train changes no other weight (the factor is exactly 1 when all are there)
+    weights = compute_class_weight("balanced", classes=present, y=labels) * (len(present) / n_classes)
+    return dict(zip(present.tolist(), weights.tolist()))
