@@ -94,6 +94,7 @@ def probe(project: Path) -> dict:
 
     from carbrands.evaluation.scores import bootstrap_accuracy_ci
     from carbrands.models import transfer, weights
+    from carbrands.training import transfer as transfer_training
 
     p = params.load()
     backbone = p["transfer"]["backbone"]
@@ -105,7 +106,7 @@ def probe(project: Path) -> dict:
     feats, labels = {}, {}
     for split in ("train", "val", "test"):
         s = prepared.load_split(paths.PREPARED, split)
-        feats[split] = transfer.frozen_features(pooled, s.images, p["transfer"]["feature_batch_size"],
+        feats[split] = transfer_training.frozen_features(pooled, s.images, p["transfer"]["feature_batch_size"],
                                                 f"probe {split}").astype(np.float32)
         labels[split] = s.labels
     scaler = StandardScaler().fit(feats["train"])

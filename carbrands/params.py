@@ -196,7 +196,6 @@ SCHEMA = _section({
         "batch_size": _int(1, 65536),
         "feature_batch_size": _int(1, 65536),
         "class_weight": _choice(*CLASS_WEIGHTS),
-        "label_smoothing": _float(0, 0.5),
         "mirror_features": _bool,
         "head": _PHASE,
         "fine_tune": _section({**_PHASE_SPEC, "unfreeze_from": _str}),   # auto | all | a layer name

@@ -15,7 +15,7 @@ from carbrands import files, params, paths, seeding, stage
 from carbrands.data import prepared
 from carbrands.errors import UserError
 from carbrands.evaluation import figures, scores
-from carbrands.models import labels
+from carbrands.models import inference, labels
 from carbrands.models.names import TRAINED_MODELS
 
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     seeding.set_global_seed(p["seed"])
 
     model_path = paths.model(name)
-    model = scores.load_model(model_path)
+    model = inference.load_model(model_path)
     classes = prepared.load_classes(paths.PREPARED)
     test = prepared.load_split(paths.PREPARED, "test")
     scores.check_compatible(model, test.images, len(classes), str(model_path))

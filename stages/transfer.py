@@ -15,6 +15,7 @@ from carbrands import params, paths, plots, stage
 from carbrands.data.pipeline import make_dataset
 from carbrands.models import bundle, transfer, weights
 from carbrands.training import session
+from carbrands.training import transfer as transfer_training
 from carbrands.training.fit import headline, history_metrics
 
 
@@ -36,7 +37,8 @@ def main() -> None:
              "train": {k: p["train"][k] for k in ("strategy", "mixed_precision", "deterministic")}}
     s = session.Session.start("transfer", reads, [paths.PREPARED, paths.PRETRAINED])
     start = time.perf_counter()
-    result = transfer.train_two_phases(parts, train, val, cfg, p["augment"], p["seed"], live=s.live, backup=s.backup)
+    result = transfer_training.train_two_phases(parts, train, val, cfg, p["augment"], p["seed"],
+                                                live=s.live, backup=s.backup)
     train_seconds = time.perf_counter() - start
     history = result.history
     # the assembled end-to-end model, scored on raw images: what evaluation will load

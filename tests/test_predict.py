@@ -14,7 +14,7 @@ from PIL import Image
 
 from carbrands.__main__ import main
 from carbrands.data.prepared import load_split
-from carbrands.evaluation.scores import predict_probabilities
+from carbrands.models.inference import predict_probabilities
 from tests.helpers import write_tiny
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,6 +18,7 @@ from carbrands.data.prepared import load_split
 from carbrands.errors import ParamError
 from carbrands.history import read_history
 from carbrands.models import backbones, names, transfer
+from carbrands.training import transfer as transfer_training
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW_TO_BUILD = {"resnet50", "efficientnetv2b0"}
@@ -155,7 +156,7 @@ def test_feature_norm_does_not_blow_up_units_silent_in_training():
     layer = keras.layers.Normalization()
     train = np.random.default_rng(0).uniform(0, 1, (50, 4)).astype(np.float32)
     train[:, 2] = 0                                  # a ReLU unit that never fires in training
-    transfer.adapt_feature_norm(layer, train)
+    transfer_training.adapt_feature_norm(layer, train)
     z = keras.ops.convert_to_numpy(layer(np.array([[0.5, 0.5, 0.5, 0.5]], np.float32)))
     assert np.abs(z).max() < 20                     # without the floor: 0.5 / 1e-7 = 5e6
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(train)).mean(axis=0), 0, atol=1e-5)
@@ -167,7 +168,7 @@ def test_cached_features_do_not_depend_on_the_feature_batch_size():
     model = transfer.build_model("vgg16", 32, 3, dense_units=8, dropout=0.5)
     frozen = transfer.split(model, "vgg16").frozen
     images = np.random.default_rng(0).integers(0, 256, (7, 32, 32, 3), dtype=np.uint8)
-    by_batch = {bs: transfer.frozen_features(frozen, images, bs, "test", (False, True)) for bs in (1, 3, 7)}
+    by_batch = {bs: transfer_training.frozen_features(frozen, images, bs, "test", (False, True)) for bs in (1, 3, 7)}
     assert by_batch[1].dtype == np.float16 and len(by_batch[1]) == 14
     expected = frozen.predict(images[:, :, ::-1].astype(np.float32), verbose=0)
     np.testing.assert_allclose(by_batch[3][7:], expected.astype(np.float16), rtol=1e-2, atol=1e-2)

@@ -8,7 +8,6 @@ carbrands/evaluation/gradcam.py, the figures in carbrands/evaluation/figures.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -16,33 +15,15 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import precision_recall_fscore_support
 
-from carbrands.errors import DataError, first_line
+from carbrands.errors import DataError
+from carbrands.models.inference import PREDICT_BATCH, predict_probabilities
 
 # Probabilities are clipped before the log, as Keras' own cross-entropy does, so one
 # confident mistake gives a large but finite loss.
 EPSILON = 1e-7
 
 
-# -- loading and predicting ----------------------------------------------------
-
-# images a prediction batch: at 224 px VGG16 holds about 40 MB of activations per image,
-# and 64 a batch took evaluation to a 3.2 GB peak (a memory target of 4 GB for the run)
-PREDICT_BATCH = 16
-
-
-def load_model(path: str | Path) -> keras.Model:
-    """A saved .keras model; a missing or unreadable file is one DataError naming it.
-
-    The transfer model is built from Keras' own layers only (see carbrands/models/transfer.py),
-    so no custom objects need registering before loading."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path} is missing: train that model first")
-    try:
-        return keras.models.load_model(path)
-    except Exception as e:  # noqa: BLE001 - zip, HDF5 and config errors all mean "cannot use this file"
-        raise DataError(f"{path} is not a readable Keras model: {first_line(e)}") from None
-
+# -- loading and predicting: carbrands/models/inference.py
 
 def check_compatible(model: keras.Model, images: np.ndarray, n_classes: int, source: str) -> None:
     """Refuse a model whose input or output does not fit the data, naming both sides."""
@@ -53,19 +34,6 @@ def check_compatible(model: keras.Model, images: np.ndarray, n_classes: int, sou
     outputs = model.output_shape[-1]
     if outputs != n_classes:
         raise DataError(f"{source}: {n_classes} classes, the model predicts {outputs}: retrain the model")
-
-
-def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
-    """A Keras model's class probabilities (N, C) for uint8 images (N, H, W, 3)."""
-    return batched_probabilities(model.predict_on_batch, images, model.output_shape[-1], batch_size)
-
-
-def batched_probabilities(predict, images: np.ndarray, n_classes: int, batch_size: int = PREDICT_BATCH) -> np.ndarray:
-    """predict(float32 batch) -> probabilities, batch by batch, as float64 (N, C): a
-    memory-mapped split is never copied to float32 as a whole."""
-    out = [np.asarray(predict(np.asarray(images[start:start + batch_size], np.float32)), np.float64)
-           for start in range(0, len(images), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, n_classes))
 
 
 # -- metrics ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ import numpy as np
 import carbrands
 from carbrands.errors import DataError, UserError, first_line
 from carbrands.models import bundle
+from carbrands.models.inference import batched_probabilities, load_model, predict_probabilities
 
 TFLITE_METADATA = b"carbrands"
 TOLERANCE = 1e-4   # the largest difference in a probability the parity check accepts
@@ -72,7 +73,6 @@ def load(path: str | Path) -> Loaded:
 
 
 def _load_keras(path: Path) -> Loaded:
-    from carbrands.evaluation.scores import load_model, predict_probabilities
 
     model = load_model(path)
     info = bundle.read_keras_info(path)
@@ -162,6 +162,5 @@ def parity(reference: np.ndarray, probabilities: np.ndarray, form: str) -> dict:
 
 def probabilities(loaded: Loaded, images: np.ndarray) -> np.ndarray:
     """A form's probabilities (N, C) for uint8 images, batch by batch."""
-    from carbrands.evaluation.scores import batched_probabilities
 
     return batched_probabilities(loaded.predict, images, len(loaded.info["classes"]))
