@@ -61,7 +61,9 @@ def frozen_features(frozen: keras.Model, images: np.ndarray, batch_size: int, la
     for copy, mirror in enumerate(mirrors):
         for start in range(0, len(images), batch_size):
             batch = np.asarray(images[start:start + batch_size], np.float32)
-            values = keras.ops.convert_to_numpy(frozen(batch[:, :, ::-1] if mirror else batch, training=False))
+            # predict_on_batch runs the compiled graph: calling the model eagerly was 3x
+            # slower for EfficientNet-Lite (many small layers) on 2 CPU cores
+            values = np.asarray(frozen.predict_on_batch(np.ascontiguousarray(batch[:, :, ::-1]) if mirror else batch))
             if out is None:
                 out = np.empty((len(images) * len(mirrors), *values.shape[1:]), np.float16)
             row = copy * len(images) + start
