@@ -100,7 +100,7 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
     computed again, which gives the same features)."""
     if not cfg["head"]["epochs"] and not cfg["fine_tune"]["epochs"]:
         raise ParamError("transfer.head.epochs", "0 here and in transfer.fine_tune.epochs: nothing to train")
-    bs, n_classes = cfg["batch_size"], parts.model.output.shape[-1]
+    batch_size, n_classes = cfg["batch_size"], parts.model.output.shape[-1]
     cached = {phase: not cfg[phase]["augment"] and cfg[phase]["epochs"] > 0 for phase in PHASES}
     start = time.perf_counter()
     mirrors = (False, True) if cfg["mirror_features"] else (False,)
@@ -109,12 +109,12 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
     # the pooled features feed the head phase and adapt feature_norm; the frozen part's
     # outputs are kept only where fine-tuning trains on them (deep cuts are large)
     if cached["fine_tune"]:
-        cut = {"train": frozen_features(parts.frozen, train.images, feature_batch, "train", mirrors),
+        frozen_outputs = {"train": frozen_features(parts.frozen, train.images, feature_batch, "train", mirrors),
                "val": frozen_features(parts.frozen, val.images, feature_batch, "val")}
         labels = {"train": cached_labels, "val": val.labels}
-        pooled = {name: parts.tail_pooled.predict(feature_dataset(f, labels[name], bs, False, seed).dataset(),
+        pooled = {name: parts.tail_pooled.predict(feature_dataset(f, labels[name], batch_size, False, seed).dataset(),
                                                   verbose=0)
-                  for name, f in cut.items()}
+                  for name, f in frozen_outputs.items()}
     else:
         pooled = {"train": frozen_features(parts.pooled, train.images, feature_batch, "train", mirrors),
                   "val": frozen_features(parts.pooled, val.images, feature_batch, "val")}
@@ -124,24 +124,26 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
 
     def model_and_data(phase):
         if cached[phase]:
-            feats = pooled if phase == "head" else cut
+            feats = pooled if phase == "head" else frozen_outputs
             return (parts.head if phase == "head" else parts.tail,
-                    feature_dataset(feats["train"], cached_labels, bs, True, seed),
-                    feature_dataset(feats["val"], val.labels, bs, False, seed).dataset())
-        return (parts.model, *train_val_datasets(train, val, bs, seed, aug_params))
+                    feature_dataset(feats["train"], cached_labels, batch_size, True, seed),
+                    feature_dataset(feats["val"], val.labels, batch_size, False, seed).dataset())
+        return (parts.model, *train_val_datasets(train, val, batch_size, seed, aug_params))
 
     histories, epochs_run, step_seconds, images_seen, capped = [], {phase: 0 for phase in PHASES}, 0.0, 0, []
     for phase in PHASES:
-        pc = cfg[phase]
-        if pc["epochs"] == 0:
+        phase_cfg = cfg[phase]
+        if phase_cfg["epochs"] == 0:
             continue
         set_phase(parts, phase)
         model, train_ds, val_ds = model_and_data(phase)
-        rate = (keras.optimizers.schedules.CosineDecay(pc["learning_rate"], pc["epochs"] * train_ds.steps)
-                if pc["schedule"] == "cosine" else pc["learning_rate"])
+        steps = phase_cfg["epochs"] * train_ds.steps
+        rate = (keras.optimizers.schedules.CosineDecay(phase_cfg["learning_rate"], steps)
+                if phase_cfg["schedule"] == "cosine" else phase_cfg["learning_rate"])
         with parts.model.distribute_strategy.scope():   # the strategy the model was built under
             compile_model(model, make_optimizer("adam", rate))
-        result = fit(model, train_ds, val_ds, len(train_ds), epochs=pc["epochs"], patience=pc["patience"],
+        result = fit(model, train_ds, val_ds, len(train_ds), epochs=phase_cfg["epochs"],
+                     patience=phase_cfg["patience"],
                      initial_epoch=sum(epochs_run.values()), extra_columns={"phase": phase},
                      class_weight=class_weight, live=live, backup=backup, phase=phase)
         histories.append(result.history)
@@ -151,9 +153,10 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
         losses = result.history["val_loss"].to_numpy()
         # (a cosine schedule ends its phase by design, at a rate near 0: only a constant
         # rate's phase is stopped by its cap while it still improves)
-        if pc["schedule"] == "constant" and len(losses) == pc["epochs"] and losses.argmin() == len(losses) - 1:
+        ran_all = len(losses) == phase_cfg["epochs"]
+        if phase_cfg["schedule"] == "constant" and ran_all and losses.argmin() == len(losses) - 1:
             capped.append(phase)
-            print(f"transfer: the {phase} phase ran all its {pc['epochs']} epochs and val_loss still improved: "
+            print(f"transfer: the {phase} phase ran all its {phase_cfg['epochs']} epochs and val_loss still improved: "
                   f"raise transfer.{phase}.epochs", flush=True)
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
     # the end-to-end model was trained through its parts: compile it so that it can be
