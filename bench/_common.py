@@ -25,8 +25,8 @@ if str(ROOT) not in sys.path:
 
 from carbrands import files  # noqa: E402  (needs ROOT on sys.path when run as a script)
 
-# temporary projects are built as the tests build theirs (tests/helpers.py)
-from tests.helpers import TINY_PARAMS, committed_copy, env, project_params, run, write_params  # noqa: E402, F401
+# temporary projects are built as the tests build theirs (devtools/projects.py)
+from devtools.projects import TINY_PARAMS, committed_copy, env, project_params, run, write_params  # noqa: E402, F401
 
 # where the JSON results go; the tests point it at a temporary directory
 OUT_DIR = Path(os.environ.get("CARBRANDS_BENCH_OUT", ROOT / "bench" / "out"))

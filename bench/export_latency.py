@@ -2,10 +2,12 @@
 the SavedModel's serving signature (what TensorFlow Serving runs) and the TFLite
 interpreter. Median and 90th percentile over repeats, after warm-up calls.
 
-    .venv/bin/python bench/export_latency.py [--model models/cnn.keras] [--repeats 300] [--tiny]
+    .venv/bin/python bench/export_latency.py [--model models/cnn.keras | --transfer [--size 224]]
+                                             [--repeats 300] [--tiny]
 
-Without --model: the default CNN of params.yaml at data.image_size, 10 brands, untrained
-(latency does not depend on the weights). --tiny: 32 px, 20 repeats (the tests).
+Without --model: the default CNN of params.yaml at data.image_size, or with --transfer
+the default transfer model (transfer.backbone with its head) at --size px, 10 brands,
+untrained (latency does not depend on the weights). --tiny: 32 px, 20 repeats (the tests).
 """
 from __future__ import annotations
 
@@ -26,13 +28,15 @@ from bench import _common as common  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, help="a .keras model saved by the pipeline (default: see above)")
+    ap.add_argument("--transfer", action="store_true", help="the default transfer model instead of the CNN")
+    ap.add_argument("--size", type=int, default=224, help="input size of the --transfer model")
     ap.add_argument("--repeats", type=int, default=300)
     ap.add_argument("--tiny", action="store_true")
     args = ap.parse_args()
     repeats, warmup = (20, 3) if args.tiny else (args.repeats, 20)
 
     from carbrands import params
-    from carbrands.models import bundle, export
+    from carbrands.models import bundle, export, transfer
     from carbrands.models.cnn import build_cnn
 
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
@@ -42,9 +46,14 @@ def main() -> None:
             info, model, label = keras_form.info, keras_form.keras_model, str(args.model)
         else:
             p = params.load(common.ROOT / "params.yaml")
-            size = 32 if args.tiny else p["data"]["image_size"]
-            model = build_cnn(10, size, p["train"])
-            info, label = bundle.make_info([f"brand {i}" for i in range(10)], size, "pad"), f"default CNN, {size} px"
+            if args.transfer:
+                size, backbone = (32 if args.tiny else args.size), p["transfer"]["backbone"]
+                model = transfer.build_model(backbone, size, 10, p["transfer"]["dense_units"], p["transfer"]["dropout"])
+                label = f"default transfer model ({backbone}), {size} px"
+            else:
+                size = 32 if args.tiny else p["data"]["image_size"]
+                model, label = build_cnn(10, size, p["train"]), f"default CNN, {size} px"
+            info = bundle.make_info([f"brand {i}" for i in range(10)], size, "pad")
         export.write_saved_model(model, tmp / "saved_model", info)
         export.write_tflite(tmp / "saved_model", tmp / "model.tflite", info)
         size = info["image_size"]

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import _common as common  # noqa: E402
 from carbrands import params, paths  # noqa: E402
 from carbrands.data import prepared  # noqa: E402
-from tests.helpers import merge  # noqa: E402
+from devtools.projects import merge  # noqa: E402
 
 TINY = {"transfer": {"weights": "none", "dense_units": 16, "head": {"epochs": 2}, "fine_tune": {"epochs": 1}},
         "train": {"epochs": 1}, "evaluate": {"bootstrap": 50, "grid_images": 4, "gradcam_images": 1}}
@@ -94,6 +94,7 @@ def probe(project: Path) -> dict:
 
     from carbrands.evaluation.scores import bootstrap_accuracy_ci
     from carbrands.models import transfer, weights
+    from carbrands.training import transfer as transfer_training
 
     p = params.load()
     backbone = p["transfer"]["backbone"]
@@ -105,7 +106,7 @@ def probe(project: Path) -> dict:
     feats, labels = {}, {}
     for split in ("train", "val", "test"):
         s = prepared.load_split(paths.PREPARED, split)
-        feats[split] = transfer.frozen_features(pooled, s.images, p["transfer"]["feature_batch_size"],
+        feats[split] = transfer_training.frozen_features(pooled, s.images, p["transfer"]["feature_batch_size"],
                                                 f"probe {split}").astype(np.float32)
         labels[split] = s.labels
     scaler = StandardScaler().fit(feats["train"])

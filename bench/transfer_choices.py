@@ -5,7 +5,8 @@ audit, prepare and pretrained run once; then, per variant, `transfer` and
 `evaluate transfer` run as their own processes with that variant's params. Printed
 per variant: the saved model's validation accuracy (what a choice is made on), its
 test accuracy with the 95 % bootstrap interval and macro F1 (reported, not chosen
-on), and the transfer stage's seconds. One seed each: on a couple of hundred
+on), and the transfer stage's seconds. A variant with another backbone runs
+`pretrained` again first. One seed each: on a couple of hundred
 validation photos, differences of 2 to 3 points are within the noise.
 
     .venv/bin/python bench/transfer_choices.py DATA_DIR [--image-size 224] [--only NAME ...] [--tiny]
@@ -24,16 +25,21 @@ from bench import _common as common  # noqa: E402
 from bench.real_photos import TINY, scores  # noqa: E402
 from carbrands import paths  # noqa: E402
 from carbrands.data import prepared  # noqa: E402
-from tests.helpers import merge  # noqa: E402
+from devtools.projects import merge  # noqa: E402
 
 # each a change from params.yaml's transfer section, which the first row runs as it is
 VARIANTS = {
     "defaults": {},
+    "unfreeze_from block4a": {"fine_tune": {"unfreeze_from": "block4a_expand_conv"}},
+    "mirror_features false": {"mirror_features": False},
+    "fine_tune learning_rate 5e-4": {"fine_tune": {"learning_rate": 0.0005}},
+    "fine_tune epochs 10": {"fine_tune": {"epochs": 10}},
     "no fine-tuning": {"fine_tune": {"epochs": 0}},
-    "label_smoothing 0": {"label_smoothing": 0.0},
-    "class_weight none": {"class_weight": "none"},
-    "fine_tune constant rate": {"fine_tune": {"schedule": "constant"}},
-    "mirror_features": {"mirror_features": True},
+    "unfreeze_from all, augmented": {"fine_tune": {"unfreeze_from": "all", "augment": True}},
+    "efficientnet_lite2": {"backbone": "efficientnet_lite2"},
+    # the notebook's backbone, with the recipe that suits it (cached features, last block)
+    "vgg16 (last block, cached)": {"backbone": "vgg16", "mirror_features": False, "fine_tune": {
+        "learning_rate": 0.0001}},
 }
 
 
@@ -50,12 +56,16 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-choices-") as tmp:
         project = common.committed_copy(Path(tmp) / "project", base)
-        for name in ("audit", "prepare", "pretrained"):
+        for name in ("audit", "prepare"):
             common.run_measured(name, [*py, f"stages.{name}"], project)
         counts = prepared.load_meta(project / paths.PREPARED)["counts"]
         for name in args.only or VARIANTS:
             # project_params gives a fresh dict each time: no variant leaks into the next
-            common.write_params(project, merge(common.project_params(base), {"transfer": VARIANTS[name]}))
+            variant = merge(common.project_params(base), {"transfer": VARIANTS[name]})
+            common.write_params(project, variant)
+            if not (project / paths.PRETRAINED_RECORD).is_file() or json.loads(
+                    (project / paths.PRETRAINED_RECORD).read_text())["backbone"] != variant["transfer"]["backbone"]:
+                common.run_measured(f"pretrained {name}", [*py, "stages.pretrained"], project)
             step = common.run_measured(name, [*py, "stages.transfer"], project, counts["train"])
             common.run_measured(f"evaluate {name}", [*py, "stages.evaluate", "transfer"], project)
             details = json.loads((project / paths.train_details("transfer")).read_text())

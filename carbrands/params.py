@@ -128,13 +128,14 @@ def _image_size(key, v):
 
 
 _FRACTION = _float(0, 1)
-_PHASE = _section({
+_PHASE_SPEC = {
     "learning_rate": _float(0, 10, lo_open=True),
     "epochs": _int(0, 10000),
     "patience": _int(1, 10000),
     "augment": _bool,
     "schedule": _choice(*SCHEDULES),
-})
+}
+_PHASE = _section(_PHASE_SPEC)
 
 SCHEMA = _section({
     "seed": _int(0, 2**31 - 1),
@@ -196,10 +197,9 @@ SCHEMA = _section({
         "batch_size": _int(1, 65536),
         "feature_batch_size": _int(1, 65536),
         "class_weight": _choice(*CLASS_WEIGHTS),
-        "label_smoothing": _float(0, 0.5),
         "mirror_features": _bool,
         "head": _PHASE,
-        "fine_tune": _PHASE,
+        "fine_tune": _section({**_PHASE_SPEC, "unfreeze_from": _str}),   # auto | all | a layer name
     }),
     "evaluate": _section({
         "bootstrap": _int(10, 100000),

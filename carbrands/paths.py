@@ -7,8 +7,6 @@ that are params, `data.dir` and `synth.out_dir`, live in params.yaml.)
 """
 from pathlib import Path
 
-from carbrands.models.names import TRAINED_MODELS
-
 AUDIT = Path("data/audit")                    # manifest, duplicates, label_conflicts, lookalikes (csv); summary.json
 AUDIT_PLOTS = Path("plots/data")
 PREPARED = Path("data/prepared")              # the format: carbrands/data/prepared.py
@@ -26,7 +24,6 @@ LIVE = Path("dvclive")                        # DVCLive's per-epoch metrics of e
 REPORT = Path("REPORT.md")
 REPORT_PLOTS = Path("plots/report")
 
-MODELS = TRAINED_MODELS                       # the trained models (dvc.yaml's evaluate matrix)
 EXPORTED = Path("models/exported")            # the `export` stage's forms of one model
 EXPORTED_SAVED_MODEL = EXPORTED / "saved_model"
 EXPORTED_TFLITE = EXPORTED / "model.tflite"
@@ -77,16 +74,8 @@ def machine_record(metrics: Path) -> Path:
 
 def live_dir(stage: str) -> Path:
     """DVCLive's folder of a training stage (train, transfer, optimizers/<run>): the
-    history of its epochs (training/live.py reads it back)."""
+    history of its epochs (carbrands/history.py reads it back)."""
     return LIVE / stage
-
-
-def live_metrics(stage: str) -> Path:
-    return live_dir(stage) / "metrics.json"
-
-
-def live_plots(stage: str) -> Path:
-    return live_dir(stage) / "plots"
 
 
 def optimizer_live(run: str, seed: int | str) -> str:

@@ -2,11 +2,12 @@
 
 The model is a .keras file, an exported SavedModel folder or a .tflite file; each
 carries its class names, input size and resize mode (carbrands/models/bundle.py), so
-the file alone is enough. Each image is decoded and resized exactly as `prepare` did
-for training (carbrands/data/images.py). A file that is no usable image gets one line
-on stderr saying why; the others are still predicted, and the exit status says that
-something was skipped. A file that is no model, or a model without class names, is
-one line and exit status 2.
+the file alone is enough: no params.yaml and no data/prepared are read. Each image
+is decoded and resized exactly as `prepare` did for training (carbrands/data/images.py).
+A file that is no usable image gets one line on stderr saying why; the others are
+still predicted, and the exit status says that something was skipped. A file that is
+no model, or a model without class names, is one line and exit status 2. Installed
+(`pip install .`), the command is `carbrands predict`.
 """
 from __future__ import annotations
 
@@ -18,10 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from carbrands import params
-from carbrands.data import prepared
 from carbrands.data.images import UnusableImage, load_for_model
-from carbrands.data.names import RESIZE_MODES
+from carbrands.data.names import MAX_IMAGE_PIXELS, RESIZE_MODES
 from carbrands.errors import UserError
 from carbrands.files import write_csv
 from carbrands.models import export
@@ -31,7 +30,6 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".ti
 BATCH = 32
 EXIT_SKIPPED = 1   # some files were not usable images
 EXIT_SETUP = 2     # nothing could be predicted: model, classes or arguments
-PARAMS = "params.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,15 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="models/cnn.keras",
                         help="a .keras model, an exported SavedModel folder or a .tflite file (default: %(default)s)")
     parser.add_argument("--top-k", type=_positive, default=3, help="brands shown per image (default: %(default)s)")
-    parser.add_argument("--classes", default="data/prepared/classes.json",
-                        help="only for a .keras model saved before models carried their class names: the "
-                             "class names in label order, as `prepare` wrote them (default: %(default)s)")
     parser.add_argument("--resize", choices=RESIZE_MODES,
                         help="how images are fitted to the square input (default: what the model was "
-                             "trained with, as it records; for an older model the mode in meta.json beside --classes)")
-    parser.add_argument("--max-pixels", type=_positive,
-                        help="refuse larger images, decompression bombs (default: data.max_image_pixels "
-                             "in params.yaml)")
+                             "trained with, as it records)")
+    parser.add_argument("--max-pixels", type=_positive, default=MAX_IMAGE_PIXELS,
+                        help="refuse larger images, decompression bombs (default: %(default)s, as "
+                             "data.max_image_pixels in the project's params.yaml)")
     parser.add_argument("--csv", help="also write the predictions to this CSV file (path, rank, brand, probability)")
 
 
@@ -77,14 +72,6 @@ def image_files(paths: list[str]) -> tuple[list[Path], list[str]]:
     return files, problems
 
 
-def legacy_resize(classes_path: Path, override: str | None) -> str | None:
-    """For a model that does not record it: --resize, else the mode in meta.json beside --classes."""
-    if override:
-        return override
-    meta = classes_path.parent / "meta.json"
-    return prepared.load_meta(meta.parent)["resize"] if meta.is_file() else None
-
-
 def top_k(probabilities: np.ndarray, k: int) -> list[tuple[int, float]]:
     order = np.argsort(-probabilities, kind="stable")[:k]
     return [(int(i), float(probabilities[i])) for i in order]
@@ -108,20 +95,9 @@ def _batches(files: list[Path], size: int, mode: str, max_pixels: int, problems:
         yield ready, np.stack(pixels)
 
 
-def max_pixels(override: int | None) -> int:
-    """--max-pixels, else the project's data.max_image_pixels (params.yaml in the working folder)."""
-    if override:
-        return override
-    if not Path(PARAMS).is_file():
-        raise UserError(f"{PARAMS} is not in this folder: pass --max-pixels")
-    return params.load(PARAMS)["data"]["max_image_pixels"]
-
-
 def run(args: argparse.Namespace) -> int:
     """Predict every file; return the exit status (0 all predicted, 1 some skipped)."""
-    limit = max_pixels(args.max_pixels)
-    classes_path = Path(args.classes)
-    model = export.load(args.model, classes_path, legacy_resize(classes_path, args.resize))
+    model = export.load(args.model)
     classes, size = model.info["classes"], model.info["image_size"]
     mode = args.resize or model.info["resize"]
     if not size:
@@ -133,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped {line}", file=sys.stderr)
     rows, predicted = [], 0
     width = max((len(c) for c in classes), default=0)
-    for paths, pixels in _batches(files, size, mode, limit, problems):
+    for paths, pixels in _batches(files, size, mode, args.max_pixels, problems):
         probabilities = model.predict(pixels.astype(np.float32))
         for path, probs in zip(paths, probabilities):
             predicted += 1

@@ -8,19 +8,22 @@ because Keras then compiles no XLA (see README, "Reproducibility").
 """
 from __future__ import annotations
 
-import os
 import random
 
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework import config as tf_config
+
+from carbrands import internals
 
 
 def set_global_seed(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy, TensorFlow and Keras, and turn op determinism on or off
-    (params `train.deterministic` in the training stages; always on elsewhere)."""
-    os.environ["PYTHONHASHSEED"] = str(seed)
+    (params `train.deterministic` in the training stages; always on elsewhere).
+
+    PYTHONHASHSEED is not set: it takes effect only when an interpreter starts, so it
+    cannot change this one, and nothing here depends on str hashes (no set or dict of
+    strings is iterated to decide an order that reaches a result)."""
     random.seed(seed)
     np.random.seed(seed)
     keras.utils.set_random_seed(seed)
@@ -33,8 +36,8 @@ def set_op_determinism(enabled: bool) -> None:
     if enabled:
         tf.config.experimental.enable_op_determinism()
     else:
-        tf_config.disable_op_determinism()  # no public API for turning it off
+        internals.disable_op_determinism()
 
 
 def op_determinism_enabled() -> bool:
-    return bool(tf_config.is_op_determinism_enabled())
+    return internals.op_determinism_enabled()

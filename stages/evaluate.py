@@ -15,7 +15,8 @@ from carbrands import files, params, paths, seeding, stage
 from carbrands.data import prepared
 from carbrands.errors import UserError
 from carbrands.evaluation import figures, scores
-from carbrands.models import labels
+from carbrands.models import inference, labels
+from carbrands.models.names import TRAINED_MODELS
 
 
 def title_for(model: str) -> str:
@@ -26,8 +27,8 @@ def title_for(model: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] not in paths.MODELS:
-        raise UserError(f"usage: python -m stages.evaluate {'|'.join(paths.MODELS)} "
+    if len(args) != 1 or args[0] not in TRAINED_MODELS:
+        raise UserError(f"usage: python -m stages.evaluate {'|'.join(TRAINED_MODELS)} "
                         f"(got {' '.join(args) or 'nothing'})")
     name = args[0]
     p = params.load()
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     seeding.set_global_seed(p["seed"])
 
     model_path = paths.model(name)
-    model = scores.load_model(model_path)
+    model = inference.load_model(model_path)
     classes = prepared.load_classes(paths.PREPARED)
     test = prepared.load_split(paths.PREPARED, "test")
     scores.check_compatible(model, test.images, len(classes), str(model_path))

@@ -15,7 +15,7 @@ from carbrands.models import export
 def main() -> None:
     name = params.load()["export"]["model"]
     source = paths.model(name)
-    keras_model = export.load(source)   # a model from before it carried its class names is refused
+    keras_model = export.load(source)   # a model without its class names is refused
     test = prepared.load_split(paths.PREPARED, "test")
     reference = export.probabilities(keras_model, test.images)
 

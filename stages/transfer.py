@@ -15,6 +15,7 @@ from carbrands import params, paths, plots, stage
 from carbrands.data.pipeline import make_dataset
 from carbrands.models import bundle, transfer, weights
 from carbrands.training import session
+from carbrands.training import transfer as transfer_training
 from carbrands.training.fit import headline, history_metrics
 
 
@@ -31,12 +32,13 @@ def main() -> None:
     with data.strategy.scope():   # the phases compile under the model's strategy (train_two_phases)
         model = transfer.build_model(backbone, image_size, len(classes), cfg["dense_units"], cfg["dropout"],
                                      weights_from=source)
-        parts = transfer.split(model, backbone)
+        parts = transfer.split(model, backbone, cfg["fine_tune"]["unfreeze_from"])
     reads = {"seed": p["seed"], "augment": p["augment"], "transfer": p["transfer"],
              "train": {k: p["train"][k] for k in ("strategy", "mixed_precision", "deterministic")}}
     s = session.Session.start("transfer", reads, [paths.PREPARED, paths.PRETRAINED])
     start = time.perf_counter()
-    result = transfer.train_two_phases(parts, train, val, cfg, p["augment"], p["seed"], live=s.live, backup=s.backup)
+    result = transfer_training.train_two_phases(parts, train, val, cfg, p["augment"], p["seed"],
+                                                live=s.live, backup=s.backup)
     train_seconds = time.perf_counter() - start
     history = result.history
     # the assembled end-to-end model, scored on raw images: what evaluation will load

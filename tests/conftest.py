@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TINY_PARAMS, committed_copy, run, write_tiny
+from devtools.projects import TINY_PARAMS, committed_copy, run
+from tests.helpers import write_tiny
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

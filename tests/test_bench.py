@@ -115,3 +115,11 @@ def test_audit_copies(tmp_path, stanford):
     for t in result["timing"].values():
         assert t["inspect_ms_per_image"] > 0 and t["check_ms_per_candidate"] > 0 and t["estimate_seconds"] > 0
     assert "precision" in stdout and "gap" in stdout and (tmp_path / "audit_copies_pairs-tiny.png").is_file()
+
+
+def test_backbone_speed(tmp_path):
+    stdout, result = _bench("backbone_speed", tmp_path, "--deterministic")
+    [row] = result["rows"]
+    assert row["backbone"] == "efficientnet_lite0" and row["fine_tuned_from"] == "all" and result["deterministic"]
+    assert row["forward_images_per_s"] > 0 and row["train_images_per_s"] > 0 and row["trainable_params"] > 3e6
+    assert "op determinism on" in stdout

@@ -12,6 +12,7 @@ import yaml
 from carbrands.data.prepared import load_classes, load_split
 from carbrands.errors import DataError, UserError
 from carbrands.evaluation import figures, gradcam, scores
+from carbrands.models import inference
 from tests.helpers import write_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ def fitted(build, prepared: Path, path: Path) -> keras.Model:
     train = load_split(prepared, "train")
     model.fit(np.asarray(train.images, np.float32), train.labels, epochs=2, batch_size=16, verbose=0)
     model.save(path)
-    return scores.load_model(path)
+    return inference.load_model(path)
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +104,10 @@ def test_bootstrap_interval():
 
 def test_load_model_names_a_missing_or_broken_file(tmp_path):
     with pytest.raises(DataError, match="nothere.keras is missing"):
-        scores.load_model(tmp_path / "nothere.keras")
+        inference.load_model(tmp_path / "nothere.keras")
     (tmp_path / "broken.keras").write_text("not a zip")
     with pytest.raises(DataError, match="broken.keras is not a readable Keras model"):
-        scores.load_model(tmp_path / "broken.keras")
+        inference.load_model(tmp_path / "broken.keras")
 
 
 # -- Grad-CAM --------------------------------------------------------------------
@@ -137,20 +138,20 @@ def test_gradcam_finds_the_last_conv_and_its_evidence(kind, tmp_path):
     if kind == "nested":   # the early conv must not mix the red channel with the others
         model.get_layer("backbone").get_layer("early").set_weights([np.eye(3)[None, None], np.zeros(3)])
     model.save(tmp_path / "m.keras")
-    model = scores.load_model(tmp_path / "m.keras")   # loaded models are what the stage sees
+    model = inference.load_model(tmp_path / "m.keras")   # loaded models are what the stage sees
     path = [layer.name for layer in gradcam.last_conv_path(model)]
     assert path == (["backbone", "red"] if kind == "nested" else ["red"])
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (3, 8, 8, 3)).astype(np.uint8)
-    before = scores.predict_probabilities(model, images)
+    before = inference.predict_probabilities(model, images)
     maps = gradcam.gradcam_heatmaps(model, images, [0, 0, 1])
     assert maps.shape == (3, 8, 8)
     red = images[..., 0].astype(float)
     assert np.allclose(maps[:2], red[:2] / red[:2].max(axis=(1, 2), keepdims=True), atol=1e-4)
     assert np.all(maps[2] == 0)
     # the softmax switched off for the gradients is back on
-    assert np.allclose(scores.predict_probabilities(model, images), before)
+    assert np.allclose(inference.predict_probabilities(model, images), before)
 
     pictures = gradcam.overlay(images[0], maps[0])
     assert pictures.shape == images[0].shape and pictures.dtype == np.uint8
@@ -160,7 +161,7 @@ def test_gradcam_figure_on_a_nested_model(setup, tmp_path):
     root, prepared, _ = setup
     model = fitted(nested_model, prepared, root / "nested.keras")
     test = load_split(prepared, "test")
-    probs = scores.predict_probabilities(model, test.images)
+    probs = inference.predict_probabilities(model, test.images)
     figures.plot_gradcam(model, test.images, test.labels, probs, CLASSES, tmp_path / "g.png", 4, 0, "Nested")
     assert (tmp_path / "g.png").stat().st_size > 1000
 

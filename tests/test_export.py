@@ -14,7 +14,7 @@ from carbrands import paths
 from carbrands.data.prepared import load_split
 from carbrands.errors import DataError
 from carbrands.models import bundle, export
-from tests.helpers import ROOT
+from devtools.projects import ROOT
 
 CLASSES = ["Alpha", "Beta Motors", "Gamma-Works"]
 
@@ -68,6 +68,23 @@ def test_parity_counts_changed_top1_predictions():
 
 
 def test_a_model_without_class_names_is_refused_in_one_line(project):
-    keras.models.load_model(paths.model("cnn")).save(paths.model("cnn"))   # as saved before this change
+    keras.models.load_model(paths.model("cnn")).save(paths.model("cnn"))   # plain model.save: no carbrands.json
     with pytest.raises(DataError, match="carries no class names"):
         stages.export.main()
+
+
+@pytest.mark.slow
+def test_an_efficientnet_lite_transfer_model_exports_with_parity(project):
+    from carbrands.models import transfer
+    keras.utils.set_random_seed(0)
+    model = transfer.build_model("efficientnet_lite0", 32, len(CLASSES), dense_units=8, dropout=0.5)
+    model.get_layer("predictions").set_weights([np.random.default_rng(0).normal(0, 1, (8, 3)).astype(np.float32),
+                                                 np.zeros(3, np.float32)])   # not uniform: parity means something
+    bundle.save_keras(model, paths.model("transfer"), bundle.make_info(CLASSES, 32, "pad"))
+    p = yaml.safe_load(open("params.yaml"))
+    p["export"] = {"model": "transfer"}
+    yaml.safe_dump(p, open("params.yaml", "w"))
+    stages.export.main()
+    checks = json.loads((paths.EXPORTED / "parity.json").read_text())
+    for form in ("saved_model", "tflite"):
+        assert checks[form]["top1_disagreements"] == 0 and checks[form]["max_abs_difference"] <= 1e-4

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from carbrands import paths
-from tests.helpers import ROOT, run
+from devtools.projects import ROOT, run
 
 LIMIT = 50
 OPTIMIZERS = str(paths.METRICS / "optimizers")

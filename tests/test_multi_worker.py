@@ -11,12 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from carbrands import paths
 from carbrands.training import resume
-from tests.helpers import env, project_params, write_params, write_tiny
+from devtools.projects import env, project_params, write_params
+from tests.helpers import backup_epoch, kill_after_backup, write_tiny
 
 TIMEOUT = 300  # seconds a worker may take (two epochs take ~20 s on a busy 2-core machine)
 TINY_TRAIN = {"filters": [8, 16], "convs_per_block": 1, "dropout": [0.0, 0.1], "dense_units": 16,
@@ -34,13 +34,11 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def _cluster(project: Path, kill_worker_after: int | None = None) -> list[subprocess.Popen]:
+def _cluster(project: Path) -> list[subprocess.Popen]:
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     procs = []
     for index in range(2):
         extra = {"TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})}
-        if index == 1 and kill_worker_after:
-            extra[resume.KILL_AFTER_EPOCH] = str(kill_worker_after)
         procs.append(subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=project, env={**env(), **extra},
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     return procs
@@ -70,14 +68,6 @@ def _epoch_lines(out: str) -> list[str]:
     return [line.rsplit("  ", 1)[0] for line in out.splitlines() if line.startswith("epoch ")]
 
 
-def _backup_epoch(file: Path) -> int:
-    try:
-        with np.load(file) as z:
-            return json.loads(z["state"].tobytes())["epoch"]
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
 def _live(project: Path) -> dict[str, bytes]:
     live = project / paths.live_dir("train")
     return {f.relative_to(live).as_posix(): f.read_bytes() for f in sorted(live.rglob("*")) if f.is_file()}
@@ -97,7 +87,8 @@ def test_two_workers_train_in_step_and_only_the_chief_writes(two_workers):
     assert "2 replica(s)" in chief_out and "2 replica(s)" in worker_out
     # synchronous training: both saw the same loss, accuracy and learning rate every epoch
     assert _epoch_lines(chief_out) == _epoch_lines(worker_out) and len(_epoch_lines(chief_out)) >= 2
-    for out in (paths.model("cnn"), paths.train_figure("cnn"), paths.train_metrics("cnn"), paths.live_metrics("train")):
+    for out in (paths.model("cnn"), paths.train_figure("cnn"), paths.train_metrics("cnn"),
+                paths.live_dir("train") / "metrics.json"):
         assert (project / out).is_file(), out
     assert json.loads((project / paths.train_metrics("cnn")).read_text())["epochs_run"] == len(_epoch_lines(chief_out))
     assert not (project / resume.ROOT).exists()   # neither worker left a backup
@@ -107,12 +98,12 @@ def test_two_workers_train_in_step_and_only_the_chief_writes(two_workers):
 def test_a_cluster_that_lost_a_worker_resumes_from_its_backups(two_workers, tmp_path):
     reference, _ = two_workers
     project = _project(tmp_path)
-    chief, worker = _cluster(project, kill_worker_after=2)
+    chief, worker = _cluster(project)
     try:
-        worker.wait(timeout=TIMEOUT)
+        kill_after_backup(worker, project / resume.ROOT / "train.worker1" / resume.FILE, 2, TIMEOUT)
         # the chief waits for the lost worker (or fails): stop it once it has its own backup of epoch 2
         deadline = time.monotonic() + TIMEOUT
-        while chief.poll() is None and _backup_epoch(project / resume.ROOT / "train" / resume.FILE) < 2:
+        while chief.poll() is None and backup_epoch(project / resume.ROOT / "train" / resume.FILE) < 2:
             assert time.monotonic() < deadline, "the chief wrote no backup of epoch 2"
             time.sleep(0.1)
     finally:

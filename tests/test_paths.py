@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from carbrands import paths
+from carbrands.models.names import TRAINED_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR, SYNTH_DIR = "${data.dir}", "${synth.out_dir}"   # inputs that are params, not paths
@@ -18,21 +19,21 @@ EXPECTED = {
     "audit": ({DATA_DIR}, {paths.AUDIT, paths.AUDIT_PLOTS}, set()),
     "prepare": ({DATA_DIR, paths.AUDIT}, {paths.PREPARED, paths.DATA_DETAILS}, {paths.DATA_METRICS}),
     "augment_check": ({paths.PREPARED}, {paths.AUGMENT_PLOTS}, set()),
-    "train": ({paths.PREPARED}, {paths.model("cnn"), paths.train_figure("cnn"), paths.live_plots("train"),
+    "train": ({paths.PREPARED}, {paths.model("cnn"), paths.train_figure("cnn"), paths.live_dir("train") / "plots",
                                  paths.train_details("cnn"), paths.machine_record(paths.train_metrics("cnn"))},
-              {paths.train_metrics("cnn"), paths.live_metrics("train")}),
+              {paths.train_metrics("cnn"), paths.live_dir("train") / "metrics.json"}),
     "pretrained": (set(), {paths.PRETRAINED, paths.PRETRAINED_RECORD}, set()),
     "transfer": ({paths.PREPARED, paths.PRETRAINED, paths.PRETRAINED_RECORD},
-                 {paths.model("transfer"), paths.train_figure("transfer"), paths.live_plots("transfer"),
+                 {paths.model("transfer"), paths.train_figure("transfer"), paths.live_dir("transfer") / "plots",
                   paths.train_details("transfer"), paths.machine_record(paths.train_metrics("transfer"))},
-                 {paths.train_metrics("transfer"), paths.live_metrics("transfer")}),
+                 {paths.train_metrics("transfer"), paths.live_dir("transfer") / "metrics.json"}),
     "evaluate": ({paths.model("${item.model}"), paths.train_details("${item.model}"), paths.PREPARED},
                  {paths.evaluate_plots("${item.model}"), paths.evaluate_details("${item.model}")},
                  {paths.evaluate_metrics("${item.model}")}),
     "export": ({paths.model("${export.model}"), paths.PREPARED}, {paths.EXPORTED}, set()),
     "optimizers": ({paths.PREPARED},
-                   {paths.live_plots(paths.optimizer_live(RUN, SEED)),
-                    paths.live_metrics(paths.optimizer_live(RUN, SEED)),
+                   {paths.live_dir(paths.optimizer_live(RUN, SEED)) / "plots",
+                    paths.live_dir(paths.optimizer_live(RUN, SEED)) / "metrics.json",
                     paths.machine_record(paths.optimizer_metrics(RUN, SEED)), paths.optimizer_details(RUN, SEED)},
                    {paths.optimizer_metrics(RUN, SEED)}),
     "report": ({paths.METRICS, paths.DETAILS, paths.AUDIT_PLOTS, paths.AUGMENT_PLOTS, paths.TRAIN_PLOTS,
@@ -65,4 +66,4 @@ def test_stage_paths_are_the_ones_in_carbrands_paths(name):
 
 def test_the_evaluate_matrix_is_the_trained_models():
     assert tuple(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["evaluate"]["matrix"]["model"]) \
-        == paths.MODELS
+        == TRAINED_MODELS

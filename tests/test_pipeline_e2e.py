@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from carbrands import paths
-from carbrands.training.live import read_history
-from tests.helpers import TINY_PARAMS, run
+from carbrands.history import read_history
+from carbrands.models.names import TRAINED_MODELS
+from devtools.projects import TINY_PARAMS, run
 
 
 def _changed_stages(cwd) -> set[str]:
@@ -56,7 +57,7 @@ def test_the_audit_finds_the_planted_copies_and_prepare_drops_them(tiny_repro):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", paths.MODELS)
+@pytest.mark.parametrize("model", TRAINED_MODELS)
 def test_evaluation_metrics_agree_with_the_predictions(tiny_repro, model):
     project, _ = tiny_repro
     m = _metrics(project, paths.evaluate_details(model))

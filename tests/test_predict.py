@@ -1,5 +1,6 @@
 """`python -m carbrands predict`: top-k brands per file or folder, bad files reported
 without stopping the others, CSV output."""
+import argparse
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from PIL import Image
 
 from carbrands.__main__ import main
 from carbrands.data.prepared import load_split
-from carbrands.evaluation.scores import predict_probabilities
+from carbrands.models.inference import predict_probabilities
 from tests.helpers import write_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,15 +23,19 @@ CLASSES = ["Alpha", "Beta Motors", "Gamma-Works", "Delta"]
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """An (untrained) model, the prepared classes/meta it belongs to, and image files:
-    two PNG copies of test arrays (lossless, at the model's size) and a larger JPEG in a subfolder."""
+    """An (untrained) model saved as the stages save it (carrying its classes), a copy
+    saved without them, and image files: two PNG copies of test arrays (lossless, at the
+    model's size) and a larger JPEG in a subfolder."""
+    from carbrands.models import bundle
+
     root = tmp_path_factory.mktemp("predict")
     prepared = write_tiny(root / "prepared", CLASSES, {"test": 1}, image_size=32)
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255),
                               keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(),
                               keras.layers.Dense(len(CLASSES), activation="softmax")])
-    model.save(root / "model.keras")
+    bundle.save_keras(model, root / "model.keras", bundle.make_info(CLASSES, 32, "pad"))
+    model.save(root / "unlabelled.keras")
     test = load_split(prepared, "test")
     photos = root / "photos"
     (photos / "sub").mkdir(parents=True)
@@ -39,12 +44,12 @@ def project(tmp_path_factory):
     Image.fromarray(np.asarray(test.images[2])).resize((120, 80)).save(photos / "sub/c.jpg")
     (photos / "notes.txt").write_text("not a photo, and not looked at in a folder")
     expected = predict_probabilities(model, test.images[:2])
-    return {"root": root, "model": root / "model.keras", "classes": prepared / "classes.json",
+    return {"root": root, "model": root / "model.keras", "unlabelled": root / "unlabelled.keras",
             "photos": photos, "expected": expected}
 
 
 def _args(project, *extra):
-    return ["predict", *map(str, extra), "--model", str(project["model"]), "--classes", str(project["classes"])]
+    return ["predict", *map(str, extra), "--model", str(project["model"])]
 
 
 def _parse(stdout: str) -> dict[str, list[tuple[str, float]]]:
@@ -120,8 +125,8 @@ def test_missing_model_or_classes_is_one_line_and_exit_2(project, tmp_path, caps
     assert main(["predict", str(good), "--model", str(tmp_path / "none.keras")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "none.keras is missing" in err
-    # a model saved before models carried their class names, and no data/prepared to take them from
-    assert main(["predict", str(good), "--model", str(project["model"]), "--classes", str(tmp_path / "c.json")]) == 2
+    # a Keras model saved without its class names (plain model.save)
+    assert main(["predict", str(good), "--model", str(project["unlabelled"])]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "carries no class names" in err
 
@@ -143,9 +148,9 @@ def bundled(project, tmp_path_factory):
 
 @pytest.mark.parametrize("form", ["model.keras", "saved_model", "model.tflite"])
 def test_a_model_that_carries_its_classes_needs_nothing_else(project, bundled, form, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)    # no data/prepared here; --max-pixels as no params.yaml either
+    monkeypatch.chdir(tmp_path)    # no data/prepared and no params.yaml here
     files = [project["photos"] / "b.png", project["photos"] / "a.png"]
-    assert main(["predict", *map(str, files), "--model", str(bundled / form), "--max-pixels", "1000000"]) == 0
+    assert main(["predict", *map(str, files), "--model", str(bundled / form)]) == 0
     report = _parse(capsys.readouterr().out)
     for path, expected in zip(files, project["expected"]):
         best = np.argsort(-expected)[:3]
@@ -178,3 +183,49 @@ def test_command_line_exit_status_without_traceback(project, tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "broken.jpg" in result.stderr and str(project["photos"] / "a.png") in result.stdout
+
+
+@pytest.mark.slow  # a pip install and a TensorFlow start, ~20 s
+def test_the_installed_command_needs_only_the_model_file(project, tmp_path):
+    """`pip install .` then `carbrands predict photo --model model.keras` in a folder that
+    holds only the model file: no checkout, no params.yaml, no data/prepared. The package
+    is installed without its dependencies (this venv has them) from a copy of exactly
+    what the package is built from, so that no build files land in the checkout."""
+    import shutil
+
+    source, site, folder = tmp_path / "source", tmp_path / "site", tmp_path / "here"
+    shutil.copytree(ROOT / "carbrands", source / "carbrands", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "requirements.txt"):
+        shutil.copy2(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(source)], check=True, capture_output=True, timeout=300)
+    folder.mkdir()
+    shutil.copy2(project["model"], folder / "cnn.keras")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(site)}
+    photo = project["photos"] / "a.png"
+    result = subprocess.run([str(site / "bin" / "carbrands"), "predict", str(photo), "--model", "cnn.keras"],
+                            cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert list(_parse(result.stdout)) == [str(photo)] and len(_parse(result.stdout)[str(photo)]) == 3
+    assert sorted(p.name for p in folder.iterdir()) == ["cnn.keras"]
+    # the command ran the installed package, not this checkout's
+    where = subprocess.run([sys.executable, "-c", "import carbrands; print(carbrands.__file__)"], cwd=folder,
+                           env=env, capture_output=True, text=True, check=True).stdout
+    assert Path(where.strip()).is_relative_to(site)
+    # its declared dependencies are the runtime pins of requirements.txt
+    metadata = next(site.glob("carbrands-*.dist-info")) / "METADATA"
+    requires = [line.split(": ", 1)[1] for line in metadata.read_text().splitlines()
+                if line.startswith("Requires-Dist")]
+    pins = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
+    assert requires == pins and "pytest" not in " ".join(requires)
+
+
+def test_the_pixel_limit_default_is_the_params_default():
+    from carbrands import params
+    from carbrands.data.names import MAX_IMAGE_PIXELS
+    from carbrands.predict import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["x.jpg"]).max_pixels == MAX_IMAGE_PIXELS
+    assert params.load(ROOT / "params.yaml")["data"]["max_image_pixels"] == MAX_IMAGE_PIXELS

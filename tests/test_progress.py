@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from carbrands.progress import Progress, duration
 from carbrands.training.optimizers import balanced_class_weights
@@ -25,3 +26,8 @@ def test_balanced_class_weights_give_each_class_the_same_total():
     assert weights == {0: 100 / (2 * 90), 1: 100 / (2 * 10)}
     assert weights[0] * 90 == weights[1] * 10
     assert balanced_class_weights(np.array([0, 1, 1, 0]), 2) is None   # balanced: unchanged training
+
+
+def test_a_brand_absent_from_train_gets_no_weight_and_changes_no_other():
+    weights = balanced_class_weights(np.array([0] * 6 + [2] * 2), 3)
+    assert weights == pytest.approx({0: 8 / (3 * 6), 2: 8 / (3 * 2)}, rel=1e-15)

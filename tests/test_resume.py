@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from carbrands import paths
+from carbrands.history import metrics_folder, read_history
 from carbrands.training import resume
-from carbrands.training.live import metrics_folder, read_history
-from tests.helpers import env, project_params, write_params, write_tiny
+from devtools.projects import env, project_params, write_params
+from tests.helpers import kill_after_backup, write_tiny
 
 EPOCHS = 6
 # a tiny CNN; learning-rate reduction and early stopping both hold state across epochs
@@ -30,9 +31,13 @@ def _project(root: Path) -> Path:
     return root
 
 
-def _train(project: Path, **extra_env) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=project, env={**env(), **extra_env},
+def _start(module: str, project: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", module], cwd=project, env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _train(project: Path) -> subprocess.Popen:
+    return _start("stages.train", project)
 
 
 def _rows(project: Path) -> int:
@@ -75,7 +80,7 @@ def test_live_metrics_grow_while_training(uninterrupted):
     history = read_history(project / paths.live_dir("train"))
     assert history["epoch"].tolist() == list(range(1, len(history) + 1)) and len(history) == _rows(project)
     assert list(history.columns[:6]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]
-    assert (project / paths.live_metrics("train")).is_file()
+    assert (project / paths.live_dir("train") / "metrics.json").is_file()
     assert not (project / paths.live_dir("train") / "dvc.yaml").exists()   # DVCLive writes no pipeline file
     assert not (project / resume.ROOT).exists()                              # the backup is gone when done
 
@@ -84,10 +89,10 @@ def test_live_metrics_grow_while_training(uninterrupted):
 def test_killed_after_epoch_2_resumes_to_the_same_history_and_model(uninterrupted, tmp_path):
     reference, _, _ = uninterrupted
     project = _project(tmp_path)
-    killed = _train(project, **{resume.KILL_AFTER_EPOCH: "2"})
-    out = killed.communicate(timeout=300)[0]
+    killed = _train(project)
+    out = kill_after_backup(killed, project / resume.ROOT / "train" / resume.FILE, 2)
     assert killed.returncode == -signal.SIGKILL, out
-    assert (project / resume.ROOT / "train" / resume.FILE).is_file() and _rows(project) == 2
+    assert _rows(project) == 2
 
     again = _train(project)
     out = again.communicate(timeout=300)[0]
@@ -160,8 +165,8 @@ def test_the_backup_is_written_atomically(tmp_path, monkeypatch):
     assert backup.file.read_bytes() == before
 
 
-def _run(module: str, project: Path, **extra_env) -> tuple[int, str]:
-    proc = subprocess.run([sys.executable, "-m", module], cwd=project, env={**env(), **extra_env},
+def _run(module: str, project: Path) -> tuple[int, str]:
+    proc = subprocess.run([sys.executable, "-m", module], cwd=project, env=env(),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
     return proc.returncode, proc.stdout
 
@@ -183,8 +188,9 @@ def test_transfer_killed_in_fine_tuning_resumes_fine_tuning(tmp_path):
     reference, project = projects
     assert _run("stages.transfer", reference)[0] == 0
 
-    code, out = _run("stages.transfer", project, **{resume.KILL_AFTER_EPOCH: "3"})
-    assert code == -signal.SIGKILL, out
+    killed = _start("stages.transfer", project)
+    out = kill_after_backup(killed, project / resume.ROOT / "transfer" / resume.FILE, 3)
+    assert killed.returncode == -signal.SIGKILL, out
     code, out = _run("stages.transfer", project)
     assert code == 0, out
     assert [line for line in out.splitlines() if line.startswith("resume:")] == [

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT
+from devtools.projects import ROOT
 
 QUIET = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "CARBRANDS_TF_STARTUP_LOG")}
 

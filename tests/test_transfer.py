@@ -16,8 +16,9 @@ import stages.transfer
 from carbrands import paths
 from carbrands.data.prepared import load_split
 from carbrands.errors import ParamError
+from carbrands.history import read_history
 from carbrands.models import backbones, names, transfer
-from carbrands.training.live import read_history
+from carbrands.training import transfer as transfer_training
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW_TO_BUILD = {"resnet50", "efficientnetv2b0"}
@@ -49,6 +50,31 @@ def test_phases_make_trainable_only_what_they_train():
     transfer.set_phase(parts, "fine_tune")
     assert {l.name for l in model.layers if l.trainable_weights} == {
         "block5_conv1", "block5_conv2", "block5_conv3", "head_dense", "predictions"}
+
+
+def test_unfreeze_from_all_tunes_every_layer_but_batch_norm_and_composes_to_the_whole():
+    keras.utils.set_random_seed(0)
+    model = transfer.build_model("efficientnet_lite0", 32, 3, dense_units=8, dropout=0.5)
+    parts = transfer.split(model, "efficientnet_lite0", "all")
+    assert parts.tuned[0].name == "stem_conv"
+    tuned = {l.name for l in parts.tuned}
+    convs = {l.name for l in model.layers if isinstance(l, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))}
+    assert convs <= tuned and not any(isinstance(l, keras.layers.BatchNormalization) for l in parts.tuned)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(parts.tail.predict(parts.frozen.predict(x, verbose=0), verbose=0),
+                               model.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
+
+
+def test_unfreeze_from_a_layer_name_starts_there_and_a_bad_one_names_the_key():
+    model = transfer.build_model("efficientnet_lite0", 32, 3, dense_units=8, dropout=0.5)
+    parts = transfer.split(model, "efficientnet_lite0", "block4a_expand_conv")
+    assert parts.tuned[0].name == "block4a_expand_conv" and "block3b_project_conv" not in {
+        l.name for l in parts.tuned}
+    with pytest.raises(ParamError, match=r"transfer\.fine_tune\.unfreeze_from.*'block9z'.*no layer"):
+        transfer.split(model, "efficientnet_lite0", "block9z")
+    # inside a residual block a shortcut crosses the cut
+    with pytest.raises(ParamError, match=r"transfer\.fine_tune\.unfreeze_from.*shortcut"):
+        transfer.split(model, "efficientnet_lite0", "block4b_dw_conv")
 
 
 def test_image_size_below_the_backbone_minimum_names_the_key():
@@ -130,7 +156,7 @@ def test_feature_norm_does_not_blow_up_units_silent_in_training():
     layer = keras.layers.Normalization()
     train = np.random.default_rng(0).uniform(0, 1, (50, 4)).astype(np.float32)
     train[:, 2] = 0                                  # a ReLU unit that never fires in training
-    transfer.adapt_feature_norm(layer, train)
+    transfer_training.adapt_feature_norm(layer, train)
     z = keras.ops.convert_to_numpy(layer(np.array([[0.5, 0.5, 0.5, 0.5]], np.float32)))
     assert np.abs(z).max() < 20                     # without the floor: 0.5 / 1e-7 = 5e6
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(train)).mean(axis=0), 0, atol=1e-5)
@@ -142,7 +168,7 @@ def test_cached_features_do_not_depend_on_the_feature_batch_size():
     model = transfer.build_model("vgg16", 32, 3, dense_units=8, dropout=0.5)
     frozen = transfer.split(model, "vgg16").frozen
     images = np.random.default_rng(0).integers(0, 256, (7, 32, 32, 3), dtype=np.uint8)
-    by_batch = {bs: transfer.frozen_features(frozen, images, bs, "test", (False, True)) for bs in (1, 3, 7)}
+    by_batch = {bs: transfer_training.frozen_features(frozen, images, bs, "test", (False, True)) for bs in (1, 3, 7)}
     assert by_batch[1].dtype == np.float16 and len(by_batch[1]) == 14
     expected = frozen.predict(images[:, :, ::-1].astype(np.float32), verbose=0)
     np.testing.assert_allclose(by_batch[3][7:], expected.astype(np.float16), rtol=1e-2, atol=1e-2)

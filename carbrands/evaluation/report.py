@@ -24,9 +24,8 @@ def _ci(m: dict, prefix: str) -> str:
 
 
 def _table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    # the cells are formatted already: tabulate must not re-parse "0.500" or "1,234" as numbers
+    return pd.DataFrame(rows, columns=header).to_markdown(index=False, disable_numparse=True)
 
 
 class Report:

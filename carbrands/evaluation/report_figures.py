@@ -10,8 +10,8 @@ from carbrands import paths
 from carbrands.evaluation import comparison
 from carbrands.evaluation.report import percent
 from carbrands.files import write_csv
+from carbrands.history import read_history
 from carbrands.plots import plt, save_figure
-from carbrands.training.live import read_history
 
 
 def validation_curves(histories: dict[str, pd.DataFrame], path: Path, title_suffix: str = "") -> None:

@@ -1,5 +1,6 @@
-"""The pretrained backbones the transfer model can use, from keras.applications:
-how to build each, how it wants its input, and where fine-tuning starts.
+"""The pretrained backbones the transfer model can use (keras.applications, and
+EfficientNet-Lite from models/efficientnet_lite.py): how to build each, how it wants
+its input, and where fine-tuning starts by default.
 
 Kept apart from the training code so that the `pretrained` stage (weights only)
 does not rerun when training changes.
@@ -12,15 +13,17 @@ from dataclasses import dataclass
 import keras
 
 from carbrands.errors import ParamError
+from carbrands.models.efficientnet_lite import efficientnet_lite0, efficientnet_lite2
 
 
 @dataclass(frozen=True)
 class Backbone:
-    constructor: Callable          # keras.applications constructor
+    constructor: Callable          # (include_top, weights, input_tensor, input_shape) as keras.applications
     caffe: bool                    # wants keras.applications' "caffe" preprocessing (BGR, ImageNet mean
                                    # subtracted; see models/transfer.py); otherwise preprocesses inside itself
     min_size: int                  # smallest square input it accepts
-    unfreeze_from: str             # first layer fine-tuned in phase 2; its input is the frozen part's output
+    unfreeze_from: str             # first layer fine-tuned in phase 2 (transfer.fine_tune.unfreeze_from: auto)
+    keras_imagenet: bool = True    # Keras publishes ImageNet weights for it (weights.keras_download)
 
 
 # keyed by the names params.yaml may use (models/names.py; tests/test_models.py holds the two equal)
@@ -32,6 +35,9 @@ BACKBONES = {
     "efficientnetv2b0": Backbone(keras.applications.EfficientNetV2B0, False, 32, "block6a_expand_conv"),
     # the last two inverted-residual blocks and the top convolution
     "mobilenetv3small": Backbone(keras.applications.MobileNetV3Small, False, 32, "expanded_conv_9_expand"),
+    # stages 6 and 7 and the head convolution (preprocessing is its first layer)
+    "efficientnet_lite0": Backbone(efficientnet_lite0, False, 32, "block6a_expand_conv", keras_imagenet=False),
+    "efficientnet_lite2": Backbone(efficientnet_lite2, False, 32, "block6a_expand_conv", keras_imagenet=False),
 }
 
 

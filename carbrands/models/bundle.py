@@ -39,13 +39,14 @@ def save_keras(model, path: str | Path, info: dict) -> None:
             archive.writestr(INFO_NAME, json.dumps(info, indent=1))
 
 
-def read_keras_info(path: str | Path) -> dict | None:
-    """The info inside a .keras file; None for a model saved without it (before the
-    models carried their class names)."""
+def read_keras_info(path: str | Path) -> dict:
+    """The info inside a .keras file, refused in one line when it has none (a model
+    not saved through save_keras)."""
     try:
         with zipfile.ZipFile(path) as archive:
             if INFO_NAME not in archive.namelist():
-                return None
+                raise DataError(f"{path} carries no class names (no {INFO_NAME} inside): train it with "
+                                "this project's `train` or `transfer` stage")
             raw = archive.read(INFO_NAME)
     except (zipfile.BadZipFile, OSError) as e:
         raise DataError(f"{path} is not a Keras model file: {e}") from None

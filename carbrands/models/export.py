@@ -21,6 +21,7 @@ import numpy as np
 import carbrands
 from carbrands.errors import DataError, UserError, first_line
 from carbrands.models import bundle
+from carbrands.models.inference import batched_probabilities, load_model, predict_probabilities
 
 TFLITE_METADATA = b"carbrands"
 TOLERANCE = 1e-4   # the largest difference in a probability the parity check accepts
@@ -49,26 +50,18 @@ def write_saved_model(model, out_dir: Path, info: dict) -> None:
 
 def write_tflite(saved_model_dir: Path, path: Path, info: dict) -> None:
     import tensorflow as tf
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
+
+    from carbrands import internals
 
     content = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir)).convert()
-    flat = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(json.dumps(info).encode(), np.uint8)
-    flat.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name, entry.buffer = TFLITE_METADATA, len(flat.buffers) - 1
-    flat.metadata = [*(flat.metadata or []), entry]
-    path.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(flat)))
+    path.write_bytes(internals.add_tflite_metadata(content, TFLITE_METADATA, info))
 
 
 # -- loading ---------------------------------------------------------------------
 
-def load(path: str | Path, legacy_classes: Path | None = None, legacy_resize: str | None = None) -> Loaded:
-    """A .keras file, a SavedModel folder or a .tflite file. A .keras model saved before
-    models carried their class names takes them from legacy_classes (data/prepared's
-    classes.json) and legacy_resize; without those it is refused in one line."""
+def load(path: str | Path) -> Loaded:
+    """A .keras file, a SavedModel folder or a .tflite file; one without the info
+    (classes, input size, resize mode) is refused in one line."""
     path = Path(path)
     if path.is_dir():
         return _load_saved_model(path)
@@ -76,19 +69,13 @@ def load(path: str | Path, legacy_classes: Path | None = None, legacy_resize: st
         raise DataError(f"{path} is missing: train or export that model first")
     if path.suffix.lower() == ".tflite":
         return _load_tflite(path)
-    return _load_keras(path, legacy_classes, legacy_resize)
+    return _load_keras(path)
 
 
-def _load_keras(path: Path, legacy_classes: Path | None, legacy_resize: str | None) -> Loaded:
-    from carbrands.evaluation.scores import load_model, predict_probabilities
+def _load_keras(path: Path) -> Loaded:
 
     model = load_model(path)
     info = bundle.read_keras_info(path)
-    if info is None:
-        if legacy_classes is None or not legacy_classes.is_file() or legacy_resize is None:
-            raise DataError(f"{path} carries no class names (saved before models did): retrain it, or run "
-                            "from its project with data/prepared/ there, or pass --classes and --resize")
-        info = bundle.make_info(json.loads(legacy_classes.read_text()), model.input_shape[1] or 0, legacy_resize)
     _check_outputs(info, model.output_shape[-1], str(path))
     return Loaded(str(path), "keras", info, lambda x: predict_probabilities(model, x), model)
 
@@ -175,6 +162,5 @@ def parity(reference: np.ndarray, probabilities: np.ndarray, form: str) -> dict:
 
 def probabilities(loaded: Loaded, images: np.ndarray) -> np.ndarray:
     """A form's probabilities (N, C) for uint8 images, batch by batch."""
-    from carbrands.evaluation.scores import batched_probabilities
 
     return batched_probabilities(loaded.predict, images, len(loaded.info["classes"]))

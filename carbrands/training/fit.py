@@ -16,10 +16,11 @@ import keras
 import pandas as pd
 import tensorflow as tf
 
+from carbrands import internals
 from carbrands.data.pipeline import Epochs
+from carbrands.history import HISTORY_COLUMNS, in_history_order
 from carbrands.progress import Progress
-from carbrands.training import devices
-from carbrands.training.live import HISTORY_COLUMNS, LiveLog, in_history_order
+from carbrands.training.live import LiveLog
 from carbrands.training.resume import Backup
 
 __all__ = ["HISTORY_COLUMNS", "FitResult", "fit", "history_metrics"]
@@ -153,7 +154,7 @@ def fit(model: keras.Model, train_ds: Epochs | tf.data.Dataset, val_ds: tf.data.
             saver.restored = point
         callbacks.append(saver)   # last: it saves what the others changed at the epoch's end
 
-    devices.work_around_multi_worker_fit(model)
+    internals.work_around_multi_worker_fit(model)
     begin = time.perf_counter()
     if isinstance(train_ds, Epochs):
         # one stream of the remaining epochs, each exactly `steps` batches

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
 
 LOSS = "sparse_categorical_crossentropy"
 METRICS = ["accuracy"]
@@ -23,22 +24,10 @@ def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9) -> ke
     return _MAKERS[name](learning_rate, momentum)
 
 
-def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer, label_smoothing: float = 0.0) -> None:
+def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
     """The one loss and metric every classifier here is trained with: cross-entropy on
-    integer labels, optionally against smoothed targets (1 - s on the true class,
-    s / n_classes everywhere)."""
-    loss = _smoothed_crossentropy(label_smoothing) if label_smoothing else LOSS
-    model.compile(optimizer=optimizer, loss=loss, metrics=METRICS)
-
-
-def _smoothed_crossentropy(smoothing: float):
-    # Keras' sparse cross-entropy has no label smoothing; the categorical one does,
-    # given one-hot targets. A training-time loss only: saved models are compiled
-    # with LOSS again, so loading them needs no custom objects.
-    def loss(y_true, y_pred):
-        one_hot = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), y_pred.shape[-1])
-        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=smoothing)
-    return loss
+    integer labels."""
+    model.compile(optimizer=optimizer, loss=LOSS, metrics=METRICS)
 
 
 def class_weights(mode: str, labels: np.ndarray, n_classes: int) -> dict[int, float] | None:
@@ -54,4 +43,8 @@ def balanced_class_weights(labels: np.ndarray, n_classes: int) -> dict[int, floa
     counts = np.bincount(labels, minlength=n_classes)
     if (counts == counts[0]).all():
         return None
-    return {c: float(len(labels) / (n_classes * n)) for c, n in enumerate(counts) if n}
+    present = np.flatnonzero(counts)
+    # sklearn divides by the number of classes present; k counts the absent ones too, so that
+    # a brand missing from train changes no other weight (the factor is exactly 1 when all are there)
+    weights = compute_class_weight("balanced", classes=present, y=labels) * (len(present) / n_classes)
+    return dict(zip(present.tolist(), weights.tolist()))

@@ -1,0 +1,169 @@
+"""Training the transfer model (models/transfer.py) in two phases: the head on the
+frozen backbone's pooled features, then the backbone from
+transfer.fine_tune.unfreeze_from on, with the head.
+
+A phase that does not augment trains on outputs of the frozen part computed once
+(cached), which on a CPU is many times faster than pushing every image through the
+frozen layers every epoch; one that augments trains the end-to-end model through
+the augmenter.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import pandas as pd
+
+from carbrands.data.pipeline import Epochs, train_val_datasets
+from carbrands.data.prepared import Split
+from carbrands.errors import ParamError
+from carbrands.models.transfer import Parts, set_phase
+from carbrands.progress import Progress
+from carbrands.training.fit import fit
+from carbrands.training.live import LiveLog
+from carbrands.training.optimizers import class_weights, compile_model, make_optimizer
+from carbrands.training.resume import Backup
+
+PHASES = ("head", "fine_tune")
+
+
+@dataclass
+class TrainResult:
+    history: pd.DataFrame       # both phases, continuous epochs, a `phase` column
+    epochs_run: dict            # {phase: epochs}
+    feature_seconds: float      # computing the cached features
+    images_per_second: float    # training images per second of training steps, both phases
+    capped: list                # phases that ran all their epochs while val_loss still improved
+
+
+def feature_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> Epochs:
+    """Batches of cached backbone features (float16 in memory, float32 out), shuffled
+    per epoch like the image datasets; read by index, so the cache is never copied."""
+    return Epochs(features, labels, batch_size, seed, shuffle, streamed=True)
+
+
+def frozen_features(frozen: keras.Model, images: np.ndarray, batch_size: int, label: str,
+                    mirrors: tuple[bool, ...] = (False,)) -> np.ndarray:
+    """The outputs of a frozen sub-model (the frozen part, or image -> pooled) for
+    uint8 images, once per entry of `mirrors` (True: the left-right mirror image),
+    stacked in that order; computed batch by batch from the memory-mapped array,
+    with a progress line every 30 s (at 224 px on 2 CPU cores this is minutes).
+    Kept as float16 in one array, which halves the memory.
+
+    The batch size sets the peak memory: at 224 px VGG16's first block holds about
+    40 MB of activations per image, and the allocator keeps what a batch needed.
+    Measured on 2 CPU cores: batches of 32 peaked at 2.9 GB, of 8 at 1.4 GB, 5 %
+    slower (transfer.feature_batch_size)."""
+    progress = Progress(f"features {label}", len(images) * len(mirrors))
+    out = None
+    for copy, mirror in enumerate(mirrors):
+        for start in range(0, len(images), batch_size):
+            batch = np.asarray(images[start:start + batch_size], np.float32)
+            # predict_on_batch runs the compiled graph: calling the model eagerly was 3x
+            # slower for EfficientNet-Lite (many small layers) on 2 CPU cores
+            values = np.asarray(frozen.predict_on_batch(np.ascontiguousarray(batch[:, :, ::-1]) if mirror else batch))
+            if out is None:
+                out = np.empty((len(images) * len(mirrors), *values.shape[1:]), np.float16)
+            row = copy * len(images) + start
+            out[row:row + len(batch)] = values
+            progress.update(len(batch))
+    return out
+
+
+def adapt_feature_norm(layer: keras.layers.Normalization, features: np.ndarray) -> None:
+    """Standardise each pooled feature with the training features' mean and variance.
+    Variances are floored at 1 % of their mean: a unit that never fires on a training
+    image (variance 0) would otherwise be multiplied by 1/epsilon where it fires on a
+    validation or test image, and one such image took the head's val_loss to hundreds."""
+    layer.adapt(features)
+    mean, variance, count = layer.get_weights()
+    layer.set_weights([mean, np.maximum(variance, 0.01 * variance.mean()), count])
+    layer.finalize_state()
+
+
+def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_params: dict, seed: int,
+                     live: LiveLog | None = None, backup: Backup | None = None) -> TrainResult:
+    """Phase 1 (head, backbone frozen), then phase 2 (the tuned block + head), each
+    with its own learning rate, epochs, early stopping and schedule from `cfg`
+    (params' `transfer` section). `train`/`val` are prepared Splits.
+
+    A phase without augmentation trains on cached outputs of the frozen part, of the
+    training images and (transfer.mirror_features) of their mirror images, which is
+    the augmentation cached features can carry. One with augmentation trains the
+    end-to-end model through the augmenter. Both phases weight classes
+    (transfer.class_weight).
+
+    live, backup: as for fit, each phase under its own name in the backup, so a run
+    interrupted in fine-tuning resumes fine-tuning (the cached features are
+    computed again, which gives the same features)."""
+    if not cfg["head"]["epochs"] and not cfg["fine_tune"]["epochs"]:
+        raise ParamError("transfer.head.epochs", "0 here and in transfer.fine_tune.epochs: nothing to train")
+    batch_size, n_classes = cfg["batch_size"], parts.model.output.shape[-1]
+    cached = {phase: not cfg[phase]["augment"] and cfg[phase]["epochs"] > 0 for phase in PHASES}
+    start = time.perf_counter()
+    mirrors = (False, True) if cfg["mirror_features"] else (False,)
+    feature_batch = cfg["feature_batch_size"]
+    cached_labels = np.concatenate([train.labels] * len(mirrors))
+    # the pooled features feed the head phase and adapt feature_norm; the frozen part's
+    # outputs are kept only where fine-tuning trains on them (deep cuts are large)
+    if cached["fine_tune"]:
+        frozen_outputs = {"train": frozen_features(parts.frozen, train.images, feature_batch, "train", mirrors),
+               "val": frozen_features(parts.frozen, val.images, feature_batch, "val")}
+        labels = {"train": cached_labels, "val": val.labels}
+        pooled = {name: parts.tail_pooled.predict(feature_dataset(f, labels[name], batch_size, False, seed).dataset(),
+                                                  verbose=0)
+                  for name, f in frozen_outputs.items()}
+    else:
+        pooled = {"train": frozen_features(parts.pooled, train.images, feature_batch, "train", mirrors),
+                  "val": frozen_features(parts.pooled, val.images, feature_batch, "val")}
+    adapt_feature_norm(parts.model.get_layer("feature_norm"), pooled["train"])
+    feature_seconds = time.perf_counter() - start
+    class_weight = class_weights(cfg["class_weight"], train.labels, n_classes)
+
+    def model_and_data(phase):
+        if cached[phase]:
+            feats = pooled if phase == "head" else frozen_outputs
+            return (parts.head if phase == "head" else parts.tail,
+                    feature_dataset(feats["train"], cached_labels, batch_size, True, seed),
+                    feature_dataset(feats["val"], val.labels, batch_size, False, seed).dataset())
+        return (parts.model, *train_val_datasets(train, val, batch_size, seed, aug_params))
+
+    histories, epochs_run, step_seconds, images_seen, capped = [], {phase: 0 for phase in PHASES}, 0.0, 0, []
+    for phase in PHASES:
+        phase_cfg = cfg[phase]
+        if phase_cfg["epochs"] == 0:
+            continue
+        set_phase(parts, phase)
+        model, train_ds, val_ds = model_and_data(phase)
+        steps = phase_cfg["epochs"] * train_ds.steps
+        rate = (keras.optimizers.schedules.CosineDecay(phase_cfg["learning_rate"], steps)
+                if phase_cfg["schedule"] == "cosine" else phase_cfg["learning_rate"])
+        with parts.model.distribute_strategy.scope():   # the strategy the model was built under
+            compile_model(model, make_optimizer("adam", rate))
+        result = fit(model, train_ds, val_ds, len(train_ds), epochs=phase_cfg["epochs"],
+                     patience=phase_cfg["patience"],
+                     initial_epoch=sum(epochs_run.values()), extra_columns={"phase": phase},
+                     class_weight=class_weight, live=live, backup=backup, phase=phase)
+        histories.append(result.history)
+        epochs_run[phase] = len(result.history)
+        step_seconds += result.train_seconds
+        images_seen += len(train_ds) * len(result.history)
+        losses = result.history["val_loss"].to_numpy()
+        # (a cosine schedule ends its phase by design, at a rate near 0: only a constant
+        # rate's phase is stopped by its cap while it still improves)
+        ran_all = len(losses) == phase_cfg["epochs"]
+        if phase_cfg["schedule"] == "constant" and ran_all and losses.argmin() == len(losses) - 1:
+            capped.append(phase)
+            print(f"transfer: the {phase} phase ran all its {phase_cfg['epochs']} epochs and val_loss still improved: "
+                  f"raise transfer.{phase}.epochs", flush=True)
+    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
+    # the end-to-end model was trained through its parts: compile it so that it can be
+    # evaluated, and is saved ready to use
+    with parts.model.distribute_strategy.scope():
+        compile_model(parts.model, make_optimizer("adam", cfg["fine_tune"]["learning_rate"]))
+        # built now, so the saved optimizer matches the model's variables when loaded
+        parts.model.optimizer.build(parts.model.trainable_variables)
+    return TrainResult(history, epochs_run, feature_seconds,
+                       images_seen / step_seconds if step_seconds else float("nan"), capped)

@@ -1,0 +1,1 @@
+"""Development tools the tests and the benchmarks share; no part of the installed package."""
