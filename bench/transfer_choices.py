@@ -30,16 +30,16 @@ from devtools.projects import merge  # noqa: E402
 # each a change from params.yaml's transfer section, which the first row runs as it is
 VARIANTS = {
     "defaults": {},
-    "unfreeze_from block4a": {"fine_tune": {"unfreeze_from": "block4a_expand_conv"}},
-    "mirror_features false": {"mirror_features": False},
-    "fine_tune learning_rate 5e-4": {"fine_tune": {"learning_rate": 0.0005}},
-    "fine_tune epochs 10": {"fine_tune": {"epochs": 10}},
+    "fine-tuned from block6a, cached": {"fine_tune": {"unfreeze_from": "auto", "augment": False, "epochs": 5}},
     "no fine-tuning": {"fine_tune": {"epochs": 0}},
-    "unfreeze_from all, augmented": {"fine_tune": {"unfreeze_from": "all", "augment": True}},
+    "fine_tune epochs 5": {"fine_tune": {"epochs": 5}},
+    "fine_tune learning_rate 1e-4": {"fine_tune": {"learning_rate": 0.0001}},
+    "mirror_features false": {"mirror_features": False},
+    "class_weight none": {"class_weight": "none"},
     "efficientnet_lite2": {"backbone": "efficientnet_lite2"},
-    # the notebook's backbone, with the recipe that suits it (cached features, last block)
+    # the notebook's backbone, with the recipe that suits it (cached block-4 outputs, last block)
     "vgg16 (last block, cached)": {"backbone": "vgg16", "mirror_features": False, "fine_tune": {
-        "learning_rate": 0.0001}},
+        "unfreeze_from": "auto", "augment": False, "learning_rate": 0.0001, "epochs": 5}},
 }
 
 
