@@ -42,8 +42,7 @@ def main() -> None:
     train_seconds = time.perf_counter() - start
     history = result.history
     # the assembled end-to-end model, scored on raw images: what evaluation will load
-    # (in feature-sized batches: the whole backbone runs, and batches of 32 at 224 px
-    # raised the stage's peak memory by 1.2 GB)
+    # (in feature-sized batches: the whole backbone runs, and the batch sets the peak memory)
     _, final_val_accuracy = model.evaluate(
         make_dataset(val.images, val.labels, cfg["feature_batch_size"], False, p["seed"]), verbose=0)
 

@@ -1,9 +1,9 @@
 """The custom CNN, built from params' `train` section.
 
-The notebook's layout (three blocks of conv-BN-conv-pool-dropout with 32/64/128
-filters, flatten, dense 128) is one setting of these params; the default swaps
-flatten for global average pooling, which has far fewer weights, overfits
-less on a few thousand images and trains faster on a CPU.
+Blocks of conv-BN-conv-pool-dropout, then pooling and a dense head. Global average
+pooling is the default because it has far fewer weights than flatten: it overfits
+less on a few thousand images and trains faster on a CPU (`pooling: flatten` with
+filters 32/64/128 and dense 128 is the notebook's layout).
 """
 from __future__ import annotations
 

@@ -42,9 +42,9 @@ def build_model(backbone: str, image_size: int, n_classes: int, dense_units: int
     `weights_from` is a backbone without top (e.g. from weights.load_backbone) whose
     weights are copied in.
 
-    Pooled VGG16 features reach norms of about 100: fed raw to the head, its first
-    loss was twice ln(brands) and it learnt slowly. feature_norm (adapted to the
-    training features before the head trains) scales them to unit variance."""
+    feature_norm (adapted to the training features before the head trains) scales
+    the pooled features to unit variance, whatever the backbone's scale, so that
+    the head learns at the same rate on any backbone."""
     spec = backbone_spec(backbone)
     check_image_size(backbone, image_size)
     inputs = keras.Input((image_size, image_size, 3), name="image")
