@@ -25,6 +25,7 @@ from bench import _common as common  # noqa: E402
 from bench.real_photos import TINY, scores  # noqa: E402
 from carbrands import paths  # noqa: E402
 from carbrands.data import prepared  # noqa: E402
+from carbrands.models.weights import weights_filename  # noqa: E402
 from devtools.projects import merge  # noqa: E402
 
 # each a change from params.yaml's transfer section, which the first row runs as it is
@@ -63,8 +64,8 @@ def main() -> None:
             # project_params gives a fresh dict each time: no variant leaks into the next
             variant = merge(common.project_params(base), {"transfer": VARIANTS[name]})
             common.write_params(project, variant)
-            if not (project / paths.PRETRAINED_RECORD).is_file() or json.loads(
-                    (project / paths.PRETRAINED_RECORD).read_text())["backbone"] != variant["transfer"]["backbone"]:
+            backbone = variant["transfer"]["backbone"]
+            if not (project / paths.PRETRAINED / weights_filename(backbone)).is_file():   # one backbone's at a time
                 common.run_measured(f"pretrained {name}", [*py, "stages.pretrained"], project)
             step = common.run_measured(name, [*py, "stages.transfer"], project, counts["train"])
             common.run_measured(f"evaluate {name}", [*py, "stages.evaluate", "transfer"], project)
