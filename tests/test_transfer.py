@@ -108,6 +108,7 @@ def tiny_project(tmp_path, tiny_prepared, monkeypatch):
 
 @pytest.mark.slow
 def test_two_phase_run_writes_history_metrics_and_a_model_for_raw_images(tiny_project, tiny_prepared):
+    p = yaml.safe_load(Path("params.yaml").read_text())
     stages.pretrained.main()
     record = json.loads(Path("details/pretrained.json").read_text())
     assert record["route"] == "none" and record["pretrained"] is False
@@ -118,7 +119,8 @@ def test_two_phase_run_writes_history_metrics_and_a_model_for_raw_images(tiny_pr
                                      "learning_rate", "phase"]
     assert history["phase"].tolist() == ["head", "fine_tune"]
     assert history["epoch"].tolist() == [1, 2]
-    assert history["learning_rate"].tolist() == pytest.approx([1e-3, 1e-4])   # the cosine schedule starts at its rate
+    rates = [p["transfer"][phase]["learning_rate"] for phase in ("head", "fine_tune")]
+    assert history["learning_rate"].tolist() == pytest.approx(rates)   # the cosine schedule starts at its rate
     assert json.loads(Path("metrics/train/transfer.json").read_text()) == {"epochs_run": 2, "train_seconds": ANY}
     metrics = json.loads(Path("details/train/transfer.json").read_text())
     assert metrics["pretrained"] is False and metrics["weights_route"] == "none"
