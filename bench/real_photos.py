@@ -6,10 +6,13 @@ process, as `dvc repro` runs it), per model the test accuracy with its 95 %
 bootstrap interval and macro F1, and beside them a logistic regression on the
 frozen backbone's pooled features at the same input size (C chosen on val).
 
-    .venv/bin/python bench/real_photos.py DATA_DIR [--image-size 224] [--cnn] [--no-probe] [--tiny]
+    .venv/bin/python bench/real_photos.py DATA_DIR [--image-size auto] [--all] [--no-probe] [--tiny]
 
---cnn also trains and scores the custom CNN (at 224 px on 2 CPU cores: tens of
-minutes). --no-probe skips the probe (for timing a large set: it computes the
+By default it runs the transfer model's path (audit, prepare, pretrained,
+transfer, evaluate@transfer). --all runs the whole `dvc repro`, every stage in
+dvc.yaml's order through `dvc repro --single-item` (DVC's own hashing and
+caching included), then scores the CNN too and ranks the optimizer runs on
+validation. --no-probe skips the probe (for timing a large set: it computes the
 features of every split once more). --tiny: 32 px, random backbone weights, one
 epoch per phase (the tests).
 """
@@ -31,48 +34,79 @@ from carbrands.data import prepared  # noqa: E402
 from devtools.projects import merge  # noqa: E402
 
 TINY = {"transfer": {"weights": "none", "dense_units": 16, "head": {"epochs": 2}, "fine_tune": {"epochs": 1}},
-        "train": {"epochs": 1}, "evaluate": {"bootstrap": 50, "grid_images": 4, "gradcam_images": 1}}
+        "train": {"epochs": 1}, "optimizers": {"epochs": 1, "seeds": [42]},
+        "evaluate": {"bootstrap": 50, "grid_images": 4, "gradcam_images": 1}}
+TRANSFER_PATH = ["audit", "prepare", "pretrained", "transfer", "evaluate@transfer"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data_dir", type=Path)
-    ap.add_argument("--image-size", type=int, default=224)
-    ap.add_argument("--cnn", action="store_true", help="also train and score the custom CNN")
+    ap.add_argument("--image-size", default="auto", help="data.image_size: auto (the audit's choice) or pixels")
+    ap.add_argument("--all", action="store_true", help="the whole dvc repro, every stage")
     ap.add_argument("--no-probe", action="store_true", help="skip the linear probe")
     ap.add_argument("--tiny", action="store_true")
     args = ap.parse_args()
-    size = 32 if args.tiny else args.image_size
+    size = 32 if args.tiny else (args.image_size if args.image_size == "auto" else int(args.image_size))
     overrides = merge({"data": {"dir": str(args.data_dir.resolve()), "image_size": size}},
-                             TINY if args.tiny else {})
+                      TINY if args.tiny else {})
     with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
         project = common.committed_copy(Path(tmp) / "project", overrides)
-        steps = run_stages(project, args.cnn)
+        steps = run_stages(project, args.all)
+        size = prepared.load_meta(project / paths.PREPARED)["image_size"]
         models = {name: scores(project / paths.evaluate_metrics(name))
-                  for name in (["transfer", "cnn"] if args.cnn else ["transfer"])}
+                  for name in (["transfer", "cnn"] if args.all else ["transfer"])}
+        ranking = optimizer_ranking(project) if args.all else []
+        up_to_date = "up to date" in common.run([sys.executable, "-m", "dvc", "status"], project) if args.all else None
         if not args.no_probe:
             models["probe (frozen features)"] = probe(project)
-    common.print_table(f"Stages on {args.data_dir} at {size} px", [s.row() for s in steps],
+    total = round(sum(s.seconds for s in steps), 1)
+    common.print_table(f"Stages on {args.data_dir} at {size} px ({total:.0f} s in all)", [s.row() for s in steps],
                        ["name", "seconds", "images_per_second", "tree_pss_mb", "tree_anon_mb"])
     common.print_table("Models (test split)", [{"model": k, **v} for k, v in models.items()])
-    common.save_json("real_photos", {"data_dir": str(args.data_dir), "image_size": size,
-                                     "stages": [s.row() for s in steps], "models": models}, args.tiny)
+    if ranking:
+        common.print_table("Optimizer runs (ranked on validation, mean over seeds)", ranking)
+    common.save_json("real_photos", {"data_dir": str(args.data_dir), "image_size": size, "seconds": total,
+                                     "stages": [s.row() for s in steps], "models": models,
+                                     "optimizers": ranking, "dvc_status_up_to_date": up_to_date}, args.tiny)
 
 
-def run_stages(project: Path, cnn: bool) -> list[common.Step]:
-    py = [sys.executable, "-m"]
-    steps = [common.run_measured(name, [*py, f"stages.{name}"], project) for name in ("audit", "prepare")]
-    counts = prepared.load_meta(project / paths.PREPARED)["counts"]
-    for step in steps:
-        step.images = sum(counts.values())
-    steps.append(common.run_measured("pretrained", [*py, "stages.pretrained"], project))
-    steps.append(common.run_measured("transfer", [*py, "stages.transfer"], project, counts["train"]))
-    steps.append(common.run_measured("evaluate@transfer", [*py, "stages.evaluate", "transfer"], project,
-                                     counts["test"]))
-    if cnn:
-        steps.append(common.run_measured("train", [*py, "stages.train"], project, counts["train"]))
-        steps.append(common.run_measured("evaluate@cnn", [*py, "stages.evaluate", "cnn"], project, counts["test"]))
+def run_stages(project: Path, everything: bool) -> list[common.Step]:
+    """Each stage a measured process: the transfer path as `python -m stages.<name>`, or
+    (everything) every stage as `dvc repro --single-item`, in dvc.yaml's order."""
+    if everything:
+        listed = common.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], project).split()
+        commands = {name: [sys.executable, "-m", "dvc", "repro", "--single-item", name] for name in listed}
+    else:
+        commands = {name: [sys.executable, "-m", "stages.evaluate", name.split("@")[1]] if "@" in name
+                    else [sys.executable, "-m", f"stages.{name}"] for name in TRANSFER_PATH}
+    steps = []
+    for name, command in commands.items():
+        counts = _counts(project)
+        images = (sum(counts.values()) if name in ("audit", "prepare") else
+                  counts.get("test", 0) if name.startswith("evaluate") else
+                  counts.get("train", 0) if name in ("train", "transfer") or name.startswith("optimizers") else 0)
+        steps.append(common.run_measured(name, command, project, images))
     return steps
+
+
+def _counts(project: Path) -> dict:
+    """The prepared split sizes, once `prepare` has run ({} before)."""
+    meta = project / paths.PREPARED / "meta.json"
+    return json.loads(meta.read_text())["counts"] if meta.is_file() else {}
+
+
+def optimizer_ranking(project: Path) -> list[dict]:
+    """The optimizer runs ranked as the report ranks them (on validation, over seeds),
+    with each run's mean training seconds."""
+    from carbrands.evaluation import comparison
+
+    p = params.load(project / "params.yaml")["optimizers"]
+    runs = comparison.optimizer_runs(project, list(p["runs"]), p["seeds"])
+    seconds = runs.groupby("run")["train_seconds"].mean()
+    return [{**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},
+             "train_seconds": round(float(seconds[row["run"]]))}
+            for row in comparison.rank(runs).to_dict("records")]
 
 
 def scores(path: Path) -> dict:

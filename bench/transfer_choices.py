@@ -13,20 +13,15 @@ validation photos, differences of 2 to 3 points are within the noise.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import _choices  # noqa: E402
 from bench import _common as common  # noqa: E402
-from bench.real_photos import TINY, scores  # noqa: E402
 from carbrands import paths  # noqa: E402
-from carbrands.data import prepared  # noqa: E402
 from carbrands.models.weights import weights_filename  # noqa: E402
-from devtools.projects import merge  # noqa: E402
 
 # each a change from params.yaml's transfer section, which the first row runs as it is
 VARIANTS = {
@@ -44,38 +39,18 @@ VARIANTS = {
 }
 
 
+def pretrained_for(project: Path, variant: dict, name: str) -> None:
+    """The variant's backbone weights (one backbone's are kept at a time)."""
+    if not (project / paths.PRETRAINED / weights_filename(variant["transfer"]["backbone"])).is_file():
+        common.run_measured(f"pretrained {name}", [sys.executable, "-m", "stages.pretrained"], project)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data_dir", type=Path)
-    ap.add_argument("--image-size", type=int, default=224)
-    ap.add_argument("--only", nargs="+", choices=list(VARIANTS), help="run these variants only")
-    ap.add_argument("--tiny", action="store_true")
-    args = ap.parse_args()
-    size = 32 if args.tiny else args.image_size
-    base = merge({"data": {"dir": str(args.data_dir.resolve()), "image_size": size}}, TINY if args.tiny else {})
-    py = [sys.executable, "-m"]
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-choices-") as tmp:
-        project = common.committed_copy(Path(tmp) / "project", base)
-        for name in ("audit", "prepare"):
-            common.run_measured(name, [*py, f"stages.{name}"], project)
-        counts = prepared.load_meta(project / paths.PREPARED)["counts"]
-        for name in args.only or VARIANTS:
-            # project_params gives a fresh dict each time: no variant leaks into the next
-            variant = merge(common.project_params(base), {"transfer": VARIANTS[name]})
-            common.write_params(project, variant)
-            backbone = variant["transfer"]["backbone"]
-            if not (project / paths.PRETRAINED / weights_filename(backbone)).is_file():   # one backbone's at a time
-                common.run_measured(f"pretrained {name}", [*py, "stages.pretrained"], project)
-            step = common.run_measured(name, [*py, "stages.transfer"], project, counts["train"])
-            common.run_measured(f"evaluate {name}", [*py, "stages.evaluate", "transfer"], project)
-            details = json.loads((project / paths.train_details("transfer")).read_text())
-            rows.append({"variant": name, "val_accuracy": round(details["final_val_accuracy"], 4),
-                         **scores(project / paths.evaluate_metrics("transfer")),
-                         "transfer_seconds": round(step.seconds), "epochs": details["epochs_run_per_phase"]})
-    common.print_table(f"Transfer choices on {args.data_dir} at {size} px ({counts})", rows)
-    common.save_json("transfer_choices", {"data_dir": str(args.data_dir), "image_size": size, "counts": counts,
-                                          "rows": rows}, args.tiny)
+    args = _choices.parse_args(__doc__, VARIANTS)
+    _choices.run_variants(
+        "transfer_choices", args, "transfer", VARIANTS, "transfer", "transfer",
+        lambda d: {"val_accuracy": round(d["final_val_accuracy"], 4), "epochs": d["epochs_run_per_phase"]},
+        before=pretrained_for)
 
 
 if __name__ == "__main__":

@@ -170,6 +170,7 @@ SCHEMA = _section({
         "contrast": _FRACTION,
     }),
     "train": _section({
+        "image_size": _int(32, 1024),
         "filters": _list_of(_int(1, 4096)),
         "convs_per_block": _int(1, 8),
         "dropout": _list_of(_float(0, 0.95)),

@@ -11,7 +11,7 @@ Killed and run again, it resumes from the last finished epoch (training/resume.p
 from carbrands import params, paths, plots, stage
 from carbrands.data.pipeline import train_val_datasets
 from carbrands.models import bundle
-from carbrands.models.cnn import build_cnn
+from carbrands.models.cnn import build_cnn, input_side
 from carbrands.training import session
 from carbrands.training.fit import fit, headline, history_metrics
 from carbrands.training.optimizers import class_weights, compile_model, make_optimizer
@@ -26,7 +26,9 @@ def main() -> None:
     with data.strategy.scope():
         model = build_cnn(len(classes), image_size, cfg)
         compile_model(model, make_optimizer(cfg["optimizer"], cfg["learning_rate"], cfg["momentum"]))
-    print(f"train: {len(train)} training / {len(data.val)} validation images of {image_size} px, "
+    side = input_side(cfg, image_size)
+    print(f"train: {len(train)} training / {len(data.val)} validation images of {image_size} px"
+          f"{f' seen at {side} px' if side < image_size else ''}, "
           f"{len(classes)} brands, {model.count_params():,} parameters, "
           f"{data.strategy.num_replicas_in_sync} replica(s), batch {data.batch_size}")
 
@@ -39,9 +41,9 @@ def main() -> None:
     bundle.save_keras(model, s.root / paths.model("cnn"), bundle.make_info(
         classes, image_size, data.meta["resize"]))
     plots.plot_history(result.history, s.root / paths.train_figure("cnn"),
-                       f"Custom CNN on {image_size}x{image_size} images ({cfg['optimizer']})")
+                       f"Custom CNN on {side}x{side} images ({cfg['optimizer']})")
     metrics = {**history_metrics(result.history, model, result.seconds, result.images_per_second),
-               "image_size": image_size, "optimizer": cfg["optimizer"]}
+               "image_size": side, "optimizer": cfg["optimizer"]}
     s.finish(paths.train_metrics("cnn"), headline(metrics), paths.train_details("cnn"), metrics)
     print(f"train: best val accuracy {metrics['best_val_accuracy']:.3f} after {metrics['epochs_run']} epochs, "
           f"{metrics['train_seconds']:.0f} s, {metrics['images_per_second']:.0f} images/s")

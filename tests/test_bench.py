@@ -106,6 +106,16 @@ def test_transfer_choices(tmp_path, real_cars):
 
 
 @pytest.mark.fixture
+def test_cnn_choices(tmp_path, real_cars):
+    stdout, result = _bench("cnn_choices", tmp_path, str(real_cars), "--only", "defaults")
+    [row] = result["rows"]
+    low, high = row["ci95"]
+    assert row["variant"] == "defaults" and row["seen_px"] == 32 and row["epochs"] == 1
+    assert 0 <= row["val_accuracy"] <= 1 and low <= row["accuracy"] <= high and row["train_seconds"] > 0
+    assert "Cnn choices on" in stdout
+
+
+@pytest.mark.fixture
 @pytest.mark.slow
 def test_audit_copies(tmp_path, stanford):
     stdout, result = _bench("audit_copies", tmp_path, str(stanford))

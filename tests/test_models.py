@@ -12,7 +12,7 @@ from carbrands.models.cnn import build_cnn
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY = {"filters": [8, 16], "convs_per_block": 1, "dropout": [0.1, 0.2], "pooling": "global",
+TINY = {"image_size": 1024, "filters": [8, 16], "convs_per_block": 1, "dropout": [0.1, 0.2], "pooling": "global",
         "dense_units": 0, "head_dropout": 0.0}
 
 
@@ -36,6 +36,18 @@ def test_input_is_rescaled_first():
     model = build_cnn(3, 32, TINY)
     assert _layer_types(model)[:2] == ["InputLayer", "Rescaling"]
     assert model.get_layer("rescale").scale == pytest.approx(1 / 255)
+
+
+def test_larger_inputs_are_averaged_down_to_at_most_image_size_and_smaller_ones_kept():
+    model = build_cnn(3, 64, {**TINY, "image_size": 40})   # 2 x 2 blocks: 32 px
+    assert model.input_shape == (None, 64, 64, 3)
+    assert _layer_types(model)[:3] == ["InputLayer", "AveragePooling2D", "Rescaling"]
+    assert model.get_layer("block1_conv1").output.shape[1:3] == (32, 32)
+    assert build_cnn(3, 224, {**TINY, "image_size": 112}).get_layer("block1_conv1").output.shape[1:3] == (112, 112)
+    assert build_cnn(3, 224, {**TINY, "image_size": 80}).get_layer("block1_conv1").output.shape[1:3] == (74, 74)
+    small = build_cnn(3, 32, {**TINY, "image_size": 40})   # never enlarged
+    assert "downscale" not in [layer.name for layer in small.layers]
+    assert small.get_layer("block1_conv1").output.shape[1:3] == (32, 32)
 
 
 def test_blocks_follow_filters_and_convs_per_block():

@@ -11,7 +11,7 @@ from carbrands.models.cnn import build_cnn
 from carbrands.training import devices, names, optimizers
 from carbrands.training.fit import HISTORY_COLUMNS, fit, history_metrics
 
-TINY_CNN = {"filters": [8, 16], "convs_per_block": 1, "dropout": [0.0, 0.1], "pooling": "global",
+TINY_CNN = {"image_size": 1024, "filters": [8, 16], "convs_per_block": 1, "dropout": [0.0, 0.1], "pooling": "global",
             "dense_units": 16, "head_dropout": 0.0}
 AUGMENT = {"rotation": 0.03, "shift": 0.1, "zoom": 0.1, "shear": 0.1, "flip_horizontal": True,
            "flip_vertical": False, "brightness": 0.2, "contrast": 0.2}
