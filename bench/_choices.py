@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import _common as common
-from bench.real_photos import TINY, scores
+from bench.real_photos import overrides, scores
 from carbrands import paths
 from carbrands.data import prepared
 from devtools.projects import merge
@@ -26,14 +26,13 @@ def parse_args(doc: str, variants: dict) -> argparse.Namespace:
     return ap.parse_args()
 
 
-def run_variants(bench: str, args: argparse.Namespace, section: str, variants: dict, stage: str,
-                 model: str, row: Callable[[dict], dict], before: Callable | None = None) -> None:
-    """Per variant (a change to params' `section`): `before(project, variant params)`
-    when given, then `stage` and `evaluate <model>` as their own processes; prints and
-    saves one row per variant: row(the stage's details) beside the test scores and the
-    stage's seconds."""
-    size = 32 if args.tiny else (args.image_size if args.image_size == "auto" else int(args.image_size))
-    base = merge({"data": {"dir": str(args.data_dir.resolve()), "image_size": size}}, TINY if args.tiny else {})
+def run_variants(bench: str, args: argparse.Namespace, variants: dict, stage: str, model: str,
+                 row: Callable[[dict], dict], before: Callable | None = None) -> None:
+    """Per variant (a change to params' section of `stage`, which trains `model`):
+    `before(project, variant params, name)` when given, then `stage` and
+    `evaluate <model>` as their own processes; prints and saves one row per variant:
+    row(the stage's details) beside the test scores and the stage's seconds."""
+    base = overrides(args)
     py = [sys.executable, "-m"]
     rows = []
     with tempfile.TemporaryDirectory(prefix=f"bench-{bench}-") as tmp:
@@ -43,7 +42,7 @@ def run_variants(bench: str, args: argparse.Namespace, section: str, variants: d
         meta = prepared.load_meta(project / paths.PREPARED)
         for name in args.only or variants:
             # project_params gives a fresh dict each time: no variant leaks into the next
-            variant = merge(common.project_params(base), {section: variants[name]})
+            variant = merge(common.project_params(base), {stage: variants[name]})
             common.write_params(project, variant)
             if before:
                 before(project, variant, name)

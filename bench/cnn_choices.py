@@ -32,7 +32,7 @@ VARIANTS = {
 def main() -> None:
     args = _choices.parse_args(__doc__, VARIANTS)
     _choices.run_variants(
-        "cnn_choices", args, "train", VARIANTS, "train", "cnn",
+        "cnn_choices", args, VARIANTS, "train", "cnn",
         lambda d: {"val_accuracy": round(d["best_val_accuracy"], 4), "seen_px": d["image_size"],
                    "epochs": d["epochs_run"], "images_per_second": d["images_per_second"]})
 

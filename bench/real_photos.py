@@ -47,11 +47,8 @@ def main() -> None:
     ap.add_argument("--no-probe", action="store_true", help="skip the linear probe")
     ap.add_argument("--tiny", action="store_true")
     args = ap.parse_args()
-    size = 32 if args.tiny else (args.image_size if args.image_size == "auto" else int(args.image_size))
-    overrides = merge({"data": {"dir": str(args.data_dir.resolve()), "image_size": size}},
-                      TINY if args.tiny else {})
     with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
-        project = common.committed_copy(Path(tmp) / "project", overrides)
+        project = common.committed_copy(Path(tmp) / "project", overrides(args))
         steps = run_stages(project, args.all)
         size = prepared.load_meta(project / paths.PREPARED)["image_size"]
         models = {name: scores(project / paths.evaluate_metrics(name))
@@ -69,6 +66,13 @@ def main() -> None:
     common.save_json("real_photos", {"data_dir": str(args.data_dir), "image_size": size, "seconds": total,
                                      "stages": [s.row() for s in steps], "models": models,
                                      "optimizers": ranking, "dvc_status_up_to_date": up_to_date}, args.tiny)
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    """The params a benchmark on a real-photo folder changes: data.dir and
+    data.image_size (--image-size: auto or pixels), and with --tiny the tiny settings."""
+    size = 32 if args.tiny else (args.image_size if args.image_size == "auto" else int(args.image_size))
+    return merge({"data": {"dir": str(args.data_dir.resolve()), "image_size": size}}, TINY if args.tiny else {})
 
 
 def run_stages(project: Path, everything: bool) -> list[common.Step]:
@@ -92,8 +96,8 @@ def run_stages(project: Path, everything: bool) -> list[common.Step]:
 
 def _counts(project: Path) -> dict:
     """The prepared split sizes, once `prepare` has run ({} before)."""
-    meta = project / paths.PREPARED / "meta.json"
-    return json.loads(meta.read_text())["counts"] if meta.is_file() else {}
+    prepared_dir = project / paths.PREPARED
+    return prepared.load_meta(prepared_dir)["counts"] if (prepared_dir / "meta.json").is_file() else {}
 
 
 def optimizer_ranking(project: Path) -> list[dict]:

@@ -48,7 +48,7 @@ def pretrained_for(project: Path, variant: dict, name: str) -> None:
 def main() -> None:
     args = _choices.parse_args(__doc__, VARIANTS)
     _choices.run_variants(
-        "transfer_choices", args, "transfer", VARIANTS, "transfer", "transfer",
+        "transfer_choices", args, VARIANTS, "transfer", "transfer",
         lambda d: {"val_accuracy": round(d["final_val_accuracy"], 4), "epochs": d["epochs_run_per_phase"]},
         before=pretrained_for)
 
