@@ -25,10 +25,13 @@ dvc: $(VENV)/.installed
 metrics: $(VENV)/.installed
 	$(BIN)/dvc metrics $(if $(REVS),diff $(REVS),show)
 
-# the linter first (seconds), then the whole suite
+# the linter first (seconds), then the whole suite on two workers (pytest-xdist), each
+# test file on one of them: most tests spend their time starting Python, TensorFlow and
+# DVC, which one core does while the other computes
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The plots page with vega's scripts inlined, so it opens offline: dvc_plots/index.html.
 # `make plots REVS=main` draws `dvc plots diff main` (the workspace against main) instead.

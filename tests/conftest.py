@@ -1,4 +1,6 @@
+import fcntl
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -38,12 +40,28 @@ def tiny_prepared(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def tiny_repro(tmp_path_factory) -> tuple[Path, float]:
+def tiny_repro(tmp_path_factory, worker_id) -> tuple[Path, float]:
     """A copy of the project as a fresh clone holds it, committed to its own git repository,
     with tiny params, after a real `dvc repro` of the whole pipeline: (folder, seconds the
-    repro took). Run once per session: the end-to-end tests and the pipeline benchmark
-    (tests/test_bench.py) all look at this one run."""
-    dest = committed_copy(tmp_path_factory.mktemp("clone"), TINY_PARAMS)
+    repro took). The end-to-end tests and the pipeline benchmark (tests/test_bench.py) all
+    look at this one run. It is built once per `make test`: under pytest-xdist the first
+    worker to need it builds it while the others wait on a lock, and each worker gets its
+    own copy, because some of its tests change params.yaml in it."""
+    if worker_id == "master":   # a plain pytest run: one process
+        return _build_tiny_repro(tmp_path_factory.mktemp("clone") / "project")
+    shared = tmp_path_factory.getbasetemp().parent   # the run's folder, above each worker's own
+    built, seconds = shared / "tiny-repro", shared / "tiny-repro-seconds"
+    with open(shared / "tiny-repro.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not seconds.is_file():
+            seconds.write_text(str(_build_tiny_repro(built)[1]))
+    dest = tmp_path_factory.mktemp("clone") / "project"
+    shutil.copytree(built, dest, symlinks=True)
+    return dest, float(seconds.read_text())
+
+
+def _build_tiny_repro(dest: Path) -> tuple[Path, float]:
+    committed_copy(dest, TINY_PARAMS)
     start = time.perf_counter()
     run(["dvc", "repro"], dest)
     return dest, time.perf_counter() - start
