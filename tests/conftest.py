@@ -53,7 +53,8 @@ def tiny_repro(tmp_path_factory, worker_id) -> tuple[Path, float]:
     built, seconds = shared / "tiny-repro", shared / "tiny-repro-seconds"
     with open(shared / "tiny-repro.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not seconds.is_file():
+        if not seconds.is_file():   # not built yet, or a build that failed: start afresh
+            shutil.rmtree(built, ignore_errors=True)
             seconds.write_text(str(_build_tiny_repro(built)[1]))
     dest = tmp_path_factory.mktemp("clone") / "project"
     shutil.copytree(built, dest, symlinks=True)
