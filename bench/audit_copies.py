@@ -3,7 +3,7 @@ against the look-alikes the audit lists, and what the check costs.
 
 In a temporary copy of DATA_DIR (a folder in the Kaggle layout, such as
 ../shared/fixtures/stanford-makes-19), copies of train photos are planted into
-val/test (tests/planted_copies.py: re-encoded, resized, cropped, watermarked,
+val/test (devtools/planted_copies.py: re-encoded, resized, cropped, watermarked,
 colour-shifted, mirrored), then the audit's inspection and duplicate search run as
 the `audit` stage runs them (both cores), at a pHash distance wider than the default
 so that the look-alikes are many. Prints recall and the lowest copy score per kind,
@@ -32,7 +32,7 @@ from carbrands.data import audit  # noqa: E402
 from carbrands.data.images import load_for_model  # noqa: E402
 from carbrands.data.layout import discover  # noqa: E402
 from carbrands.plots import image_grid  # noqa: E402
-from tests import planted_copies  # noqa: E402
+from devtools import planted_copies  # noqa: E402
 
 KAGGLE = {"train": 33 * 349, "val": 33 * 75, "test": 33 * 75}   # 16,467 photos
 TARGET_SECONDS = 120
@@ -78,7 +78,7 @@ def main() -> None:
           f"{scores['precision']}; {scores['lookalikes']} look-alikes turned down "
           f"({scores['lookalikes_same_make']} of one make, {scores['lookalikes_by_pixels']} judged by pixels)")
     fc = scores["fixture_copies"]
-    print(f"the fixture's own cross-split copies (tests/planted_copies.py): {fc['found']}/{fc['known']} confirmed, "
+    print(f"the fixture's own cross-split copies (devtools/planted_copies.py): {fc['found']}/{fc['known']} confirmed, "
           f"scores {fc['scores']}")
     print(f"lowest copy score {scores['lowest_copy_score']}, highest look-alike score "
           f"{scores['highest_lookalike_score']}: gap {scores['gap']}")

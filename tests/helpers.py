@@ -1,16 +1,20 @@
-"""Helpers the tests share: a tiny prepared dataset, and killing a training stage at a
-known point. Temporary copies of the project are devtools/projects.py's."""
+"""Helpers the tests share: a tiny prepared dataset, killing a training stage at a
+known point, and running a benchmark at its tiny sizes. Temporary copies of the
+project are devtools/projects.py's."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from carbrands.data.prepared import SplitWriter
+from devtools.projects import ROOT
 
 
 def write_tiny(prepared_dir: str | Path, classes: list[str], per_class: dict[str, int],
@@ -58,3 +62,12 @@ def kill_after_backup(proc: subprocess.Popen, file: Path, epoch: int, timeout: f
     out = proc.communicate(timeout=60)[0]
     assert backup_epoch(file) == epoch, f"killed too late: the backup is of epoch {backup_epoch(file)}"
     return out
+
+
+def run_bench(name: str, out_dir: Path, *args: str) -> tuple[str, dict]:
+    """Run bench/<name>.py --tiny: (what it printed, the figures it wrote as JSON)."""
+    env = dict(os.environ, CARBRANDS_BENCH_OUT=str(out_dir), TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, f"bench/{name}.py", "--tiny", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, f"bench/{name}.py failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout, json.loads((out_dir / f"{name}-tiny.json").read_text())

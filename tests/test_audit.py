@@ -14,7 +14,7 @@ from PIL import Image
 from carbrands.data import audit, copies, prepare
 from carbrands.data.layout import discover
 from stages import audit as audit_stage
-from tests import planted_copies
+from devtools import planted_copies
 
 ROOT = Path(__file__).resolve().parents[1]
 BRANDS = ("Alpha", "Beta Motors", "Gamma-Works")

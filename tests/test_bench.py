@@ -1,27 +1,15 @@
 """Each benchmark runs once at --tiny sizes, so the scripts don't rot. Only that
-they run and report sane figures is checked, never how fast anything is."""
+they run and report sane figures is checked, never how fast anything is.
+(bench/pipeline.py is run on the tiny repro, in test_pipeline_e2e.py.)"""
 import importlib.util
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _bench(name: str, out_dir: Path, *args: str) -> tuple[str, dict]:
-    env = dict(os.environ, CARBRANDS_BENCH_OUT=str(out_dir), TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, f"bench/{name}.py", "--tiny", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, f"bench/{name}.py failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout, json.loads((out_dir / f"{name}-tiny.json").read_text())
+from tests.helpers import run_bench
 
 
 def test_input_pipeline(tmp_path):
-    stdout, result = _bench("input_pipeline", tmp_path)
+    stdout, result = run_bench("input_pipeline", tmp_path)
     approaches = [r["approach"] for r in result["rows"]]
     assert any("as the train stage" in a for a in approaches)
     assert all(r["images"] > 0 and r["images_per_second"] > 0 for r in result["rows"])
@@ -34,7 +22,7 @@ def test_input_pipeline(tmp_path):
 
 @pytest.mark.slow
 def test_scale(tmp_path):
-    stdout, result = _bench("scale", tmp_path)
+    stdout, result = run_bench("scale", tmp_path)
     steps = {s["name"]: s for s in result["steps"]}
     assert set(steps) == {"synthesize", "audit", "prepare@32", "train probe@32"}
     assert steps["prepare@32"]["images"] == 3 * (8 + 2 + 2)
@@ -46,26 +34,9 @@ def test_scale(tmp_path):
     assert "target prepare@32" in stdout and "input stall" in stdout
 
 
-@pytest.mark.slow
-def test_pipeline(tmp_path, tiny_repro):
-    # the session's tiny `dvc repro` (conftest) stands for step (a): one repro serves all tests
-    project, repro_seconds = tiny_repro
-    stdout, result = _bench("pipeline", tmp_path, "--project", str(project))
-    assert repro_seconds > result["noop_repro"]["seconds"] > 0
-    changes = {r["param"]: r for r in result["params_changes"]}
-    assert set(changes) == {"seed", "synth.jpeg_quality", "data.image_size", "augment.zoom",
-                            "train.dense_units", "train.deterministic", "transfer.dense_units", "evaluate.bootstrap",
-                            "optimizers.epochs"}
-    # DVC reruns exactly the stages that read each key (a wrong params list in dvc.yaml fails here)
-    mismatched = {k: (r["dvc status reports"], r["expected"]) for k, r in changes.items() if not r["match"]}
-    assert not mismatched
-    assert "prepare" in changes["data.image_size"]["dvc status reports"]
-    assert "train" in changes["data.image_size"]["may rerun after them"]
-
-
 @pytest.mark.fixture
 def test_real_photos(tmp_path, real_cars):
-    stdout, result = _bench("real_photos", tmp_path, str(real_cars))
+    stdout, result = run_bench("real_photos", tmp_path, str(real_cars))
     names = [s["name"] for s in result["stages"]]
     assert names == ["audit", "prepare", "pretrained", "transfer", "evaluate@transfer"]
     assert set(result["models"]) == {"transfer", "probe (frozen features)"}
@@ -76,7 +47,7 @@ def test_real_photos(tmp_path, real_cars):
 
 
 def test_determinism(tmp_path):
-    stdout, result = _bench("determinism", tmp_path)
+    stdout, result = run_bench("determinism", tmp_path)
     rows = {(r["size"], r["op determinism"]): r for r in result["rows"]}
     assert set(rows) == {(32, "on"), (32, "off"), (32, "off, XLA forced")}
     assert all(r["images_per_second"] > 0 and r["min_ips"] <= r["images_per_second"] <= r["max_ips"]
@@ -87,7 +58,7 @@ def test_determinism(tmp_path):
 
 
 def test_export_latency(tmp_path):
-    stdout, result = _bench("export_latency", tmp_path)
+    stdout, result = run_bench("export_latency", tmp_path)
     assert [r["form"].split()[0] for r in result["rows"]] == ["keras", "SavedModel", "TFLite"]
     assert all(0 < r["median_ms"] <= r["p90_ms"] for r in result["rows"])
     assert "Latency per image, batch 1" in stdout
@@ -95,19 +66,18 @@ def test_export_latency(tmp_path):
 
 @pytest.mark.fixture
 def test_transfer_choices(tmp_path, real_cars):
-    stdout, result = _bench("transfer_choices", tmp_path, str(real_cars), "--only", "defaults", "no fine-tuning")
-    rows = {r["variant"]: r for r in result["rows"]}
-    assert list(rows) == ["defaults", "no fine-tuning"]
-    assert rows["no fine-tuning"]["epochs"]["fine_tune"] == 0 < rows["defaults"]["epochs"]["fine_tune"]
-    for r in rows.values():
-        low, high = r["ci95"]
-        assert 0 <= r["val_accuracy"] <= 1 and low <= r["accuracy"] <= high and r["transfer_seconds"] > 0
+    # one variant, whose override shows in what ran (the defaults' transfer runs in the tiny repro)
+    stdout, result = run_bench("transfer_choices", tmp_path, str(real_cars), "--only", "no fine-tuning")
+    [row] = result["rows"]
+    assert row["variant"] == "no fine-tuning" and row["epochs"]["fine_tune"] == 0 < row["epochs"]["head"]
+    low, high = row["ci95"]
+    assert 0 <= row["val_accuracy"] <= 1 and low <= row["accuracy"] <= high and row["transfer_seconds"] > 0
     assert "Transfer choices on" in stdout
 
 
 @pytest.mark.fixture
 def test_cnn_choices(tmp_path, real_cars):
-    stdout, result = _bench("cnn_choices", tmp_path, str(real_cars), "--only", "defaults")
+    stdout, result = run_bench("cnn_choices", tmp_path, str(real_cars), "--only", "defaults")
     [row] = result["rows"]
     low, high = row["ci95"]
     assert row["variant"] == "defaults" and row["seen_px"] == 32 and row["epochs"] == 1
@@ -118,7 +88,7 @@ def test_cnn_choices(tmp_path, real_cars):
 @pytest.mark.fixture
 @pytest.mark.slow
 def test_audit_copies(tmp_path, stanford):
-    stdout, result = _bench("audit_copies", tmp_path, str(stanford))
+    stdout, result = run_bench("audit_copies", tmp_path, str(stanford))
     by_kind = result["scores"]["by_kind"]
     assert set(by_kind) == {"reencoded", "resized", "cropped", "watermarked", "colour_shifted", "mirrored"}
     assert all(k["planted"] == 2 for k in by_kind.values())
@@ -128,7 +98,7 @@ def test_audit_copies(tmp_path, stanford):
 
 
 def test_backbone_speed(tmp_path):
-    stdout, result = _bench("backbone_speed", tmp_path, "--deterministic")
+    stdout, result = run_bench("backbone_speed", tmp_path, "--deterministic")
     [row] = result["rows"]
     assert row["backbone"] == "efficientnet_lite0" and row["fine_tuned_from"] == "all" and result["deterministic"]
     assert row["forward_images_per_s"] > 0 and row["train_images_per_s"] > 0 and row["trainable_params"] > 3e6

@@ -1,9 +1,8 @@
 """Metrics that fit on a screen: every file dvc.yaml declares under `metrics:` holds a
 handful of results, at most 50 values in all for the default run, so `dvc metrics show`
-and `dvc exp show` read in a terminal. Details live in details/ and plots/."""
+and `dvc exp show` read in a terminal. Details live in details/ and plots/. (That a
+run writes the committed keys is checked on the tiny repro, in test_pipeline_e2e.py.)"""
 import json
-
-import pytest
 
 from carbrands import paths
 from devtools.projects import ROOT, run
@@ -35,21 +34,3 @@ def _counted(values: dict[str, dict]) -> tuple[int, int, str]:
 def test_the_default_run_declares_at_most_50_metric_values():
     total, _, table = _counted(metric_values(ROOT))
     assert total <= LIMIT, table
-
-
-@pytest.mark.slow
-def test_the_stages_write_the_committed_metric_keys(tiny_repro):
-    """The committed metrics (the default run's) have the keys the stages write now, so
-    the count above is the count of a run."""
-    project, _ = tiny_repro
-    written, committed = metric_values(project), metric_values(ROOT)
-    assert set(written) == set(committed)
-    for path, data in written.items():
-        if not path.startswith(OPTIMIZERS):
-            assert json.dumps(sorted(_keys(data))) == json.dumps(sorted(_keys(committed[path]))), path
-
-
-def _keys(value, prefix="") -> list[str]:
-    if isinstance(value, dict):
-        return [k for name, v in value.items() for k in _keys(v, f"{prefix}{name}.")]
-    return [prefix]

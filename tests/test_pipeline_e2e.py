@@ -1,9 +1,15 @@
 """The real `dvc repro` of the whole pipeline on tiny params, in a temporary copy of
 the project (conftest's tiny_repro): every output is there, the numbers in the
-metric files are right and agree with each other, and DVC's view of what a params
-change reruns."""
+metric files are right and agree with each other, DVC's view of what a params
+change reruns, the README's commands, the committed metric keys and the pipeline
+benchmark. Every test that reads that run is in this file, so under `make test`
+one worker builds it and runs them while the other runs everything else."""
 import json
 import math
+import re
+import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -12,7 +18,10 @@ import yaml
 from carbrands import paths
 from carbrands.history import read_history
 from carbrands.models.names import TRAINED_MODELS
-from devtools.projects import TINY_PARAMS, run
+from devtools.projects import ROOT, TINY_PARAMS, env, run
+from tests.helpers import run_bench
+from tests.test_metrics_size import OPTIMIZERS, metric_values
+from tests.test_readme import EXPECTED, commands, readme_blocks
 
 
 def _changed_stages(cwd) -> set[str]:
@@ -155,3 +164,67 @@ def test_params_changes_rerun_only_dependent_stages(tiny_repro):
         assert _changed_stages(project) == {"evaluate@cnn", "evaluate@transfer"}
     finally:
         params_path.write_text(original)
+
+
+@pytest.mark.slow
+def test_readme_commands_run_and_print_what_the_readme_says(tiny_repro, tmp_path):
+    source, _ = tiny_repro
+    project = tmp_path / "project"
+    shutil.copytree(source, project, symlinks=True)
+    run_env = env(project)
+    branch = subprocess.run(["git", "branch", "--show-current"], cwd=project, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    if branch != "main":   # the README's repository has a main branch
+        subprocess.run(["git", "branch", "-m", branch, "main"], cwd=project, check=True)
+    photo = next((project / "data" / "synthetic" / "test").rglob("*.jpg"))
+    shutil.copy2(photo, project / "photo.jpg")
+    for command in commands():
+        # `carbrands` is the installed console script; inside the project it is `python -m carbrands`
+        argv = command.split()
+        if argv[0] == "carbrands":
+            argv = [sys.executable, "-m", "carbrands", *argv[1:]]
+        done = subprocess.run(argv, cwd=project, env=run_env, capture_output=True, text=True, timeout=600)
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, f"{command}: exit {done.returncode}\n{output[-3000:]}"
+        assert re.search(EXPECTED[command], output), f"{command}: printed\n{output[-3000:]}"
+    [snippet] = readme_blocks("python")
+    done = subprocess.run([sys.executable, "-c", snippet], cwd=project, env=run_env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    classes = (project / "data" / "prepared" / "classes.json").read_text()
+    assert done.stdout.strip() and done.stdout.strip() in classes
+
+
+@pytest.mark.slow
+def test_the_stages_write_the_committed_metric_keys(tiny_repro):
+    """The committed metrics (the default run's) have the keys the stages write now, so
+    the count in test_metrics_size.py is the count of a run."""
+    project, _ = tiny_repro
+    written, committed = metric_values(project), metric_values(ROOT)
+    assert set(written) == set(committed)
+    for path, data in written.items():
+        if not path.startswith(OPTIMIZERS):
+            assert json.dumps(sorted(_keys(data))) == json.dumps(sorted(_keys(committed[path]))), path
+
+
+def _keys(value, prefix="") -> list[str]:
+    if isinstance(value, dict):
+        return [k for name, v in value.items() for k in _keys(v, f"{prefix}{name}.")]
+    return [prefix]
+
+
+@pytest.mark.slow
+def test_the_pipeline_benchmark(tmp_path, tiny_repro):
+    # the session's tiny `dvc repro` (conftest) stands for the benchmark's step (a)
+    project, repro_seconds = tiny_repro
+    stdout, result = run_bench("pipeline", tmp_path, "--project", str(project))
+    assert repro_seconds > result["noop_repro"]["seconds"] > 0
+    changes = {r["param"]: r for r in result["params_changes"]}
+    assert set(changes) == {"seed", "synth.jpeg_quality", "data.image_size", "augment.zoom",
+                            "train.dense_units", "train.deterministic", "transfer.dense_units", "evaluate.bootstrap",
+                            "optimizers.epochs"}
+    # DVC reruns exactly the stages that read each key (a wrong params list in dvc.yaml fails here)
+    mismatched = {k: (r["dvc status reports"], r["expected"]) for k, r in changes.items() if not r["match"]}
+    assert not mismatched
+    assert "prepare" in changes["data.image_size"]["dvc status reports"]
+    assert "train" in changes["data.image_size"]["may rerun after them"]

@@ -1,15 +1,11 @@
 """The README's commands work as the README says: every ```sh block and the ```python
 block is run, in order, in a copy of the tiny project after its `dvc repro`, and each
-command must exit 0 and print what the README says it does. A command added to the
-README without an expectation here fails the test, so the two cannot drift apart."""
+command must exit 0 and print what the README says it does (that run is in
+test_pipeline_e2e.py, beside the other tests of the tiny repro). A command added to
+the README without an expectation here fails the test, so the two cannot drift apart."""
 import re
-import shutil
-import subprocess
-import sys
 
-import pytest
-
-from devtools.projects import ROOT, env
+from devtools.projects import ROOT
 
 README = ROOT / "README.md"
 # what each command must print (a regular expression searched in stdout + stderr)
@@ -38,32 +34,3 @@ def commands() -> list[str]:
 def test_every_readme_command_has_an_expectation():
     assert commands() == list(EXPECTED)
     assert len(readme_blocks("python")) == 1
-
-
-@pytest.mark.slow
-def test_readme_commands_run_and_print_what_the_readme_says(tiny_repro, tmp_path):
-    source, _ = tiny_repro
-    project = tmp_path / "project"
-    shutil.copytree(source, project, symlinks=True)
-    run_env = env(project)
-    branch = subprocess.run(["git", "branch", "--show-current"], cwd=project, capture_output=True, text=True,
-                            check=True).stdout.strip()
-    if branch != "main":   # the README's repository has a main branch
-        subprocess.run(["git", "branch", "-m", branch, "main"], cwd=project, check=True)
-    photo = next((project / "data" / "synthetic" / "test").rglob("*.jpg"))
-    shutil.copy2(photo, project / "photo.jpg")
-    for command in commands():
-        # `carbrands` is the installed console script; inside the project it is `python -m carbrands`
-        argv = command.split()
-        if argv[0] == "carbrands":
-            argv = [sys.executable, "-m", "carbrands", *argv[1:]]
-        done = subprocess.run(argv, cwd=project, env=run_env, capture_output=True, text=True, timeout=600)
-        output = done.stdout + done.stderr
-        assert done.returncode == 0, f"{command}: exit {done.returncode}\n{output[-3000:]}"
-        assert re.search(EXPECTED[command], output), f"{command}: printed\n{output[-3000:]}"
-    [snippet] = readme_blocks("python")
-    done = subprocess.run([sys.executable, "-c", snippet], cwd=project, env=run_env, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    classes = (project / "data" / "prepared" / "classes.json").read_text()
-    assert done.stdout.strip() and done.stdout.strip() in classes
