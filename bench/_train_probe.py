@@ -21,8 +21,8 @@ import tensorflow as tf  # noqa: E402
 from carbrands import files, params, seeding  # noqa: E402
 from carbrands.data import prepared  # noqa: E402
 from carbrands.training.cnn import cnn_fit  # noqa: E402
+from carbrands.training.compiling import compile_model, make_optimizer  # noqa: E402
 from carbrands.training.devices import set_mixed_precision  # noqa: E402
-from carbrands.training.optimizers import compile_model, make_optimizer  # noqa: E402
 from carbrands.training.session import Inputs  # noqa: E402
 
 WARMUP = 2  # steps before timing: graph tracing, the first shuffle-buffer fill

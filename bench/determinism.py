@@ -100,7 +100,7 @@ def time_steps(train_cfg: dict, size: int, classes: int, deterministic: bool, ji
 
     from carbrands import seeding
     from carbrands.models.cnn import build_cnn
-    from carbrands.training.optimizers import LOSS, METRICS, make_optimizer
+    from carbrands.training.compiling import LOSS, METRICS, make_optimizer
 
     seeding.set_global_seed(0, deterministic)
     bs = train_cfg["batch_size"]

@@ -4,8 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from carbrands import predict
-from carbrands.errors import UserError
+from carbrands import startup
+
+startup.import_tensorflow()   # before predict imports it: without TensorFlow's start-up notices
+
+from carbrands import predict  # noqa: E402
+from carbrands.errors import UserError  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

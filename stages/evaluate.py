@@ -15,14 +15,14 @@ from carbrands import files, params, paths, seeding, stage
 from carbrands.data import prepared
 from carbrands.errors import UserError
 from carbrands.evaluation import figures, scores
-from carbrands.models import inference, labels
+from carbrands.models import inference, titles
 from carbrands.models.names import TRAINED_MODELS
 
 
 def title_for(model: str) -> str:
     """The model's name for figure titles; says so when the transfer backbone started
     from random weights."""
-    return "CNN" if model == "cnn" else labels.transfer_title(*labels.transfer_start(paths.train_details("transfer")))
+    return "CNN" if model == "cnn" else titles.transfer_title(*titles.transfer_start(paths.train_details("transfer")))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,8 +25,8 @@ from carbrands.errors import ParamError
 from carbrands.evaluation.scores import evaluate_split
 from carbrands.training import session
 from carbrands.training.cnn import cnn_fit
+from carbrands.training.compiling import class_weights
 from carbrands.training.fit import best_epoch, fit
-from carbrands.training.optimizers import class_weights
 
 # what `dvc metrics show` lists of a run: what the runs are ranked on (the whole record,
 # test figures, params and time included, goes to the details file)

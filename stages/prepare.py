@@ -10,17 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from carbrands import files, params, paths, stage
-from carbrands.data import prepare
+from carbrands.data import selection
 
 
 def main() -> None:
     d = params.load()["data"]
-    manifest, duplicates, summary = prepare.read_audit(paths.AUDIT, d["dir"])
-    selection = prepare.select(manifest, duplicates, d["drop_leaked"])
+    manifest, duplicates, summary = selection.read_audit(paths.AUDIT, d["dir"])
+    chosen = selection.select(manifest, duplicates, d["drop_leaked"])
     size = summary["recommended_size"] if d["image_size"] == "auto" else d["image_size"]
-    prepare.write(paths.PREPARED, selection, Path(d["dir"]), size, d["resize"], d["max_image_pixels"])
-    counts, dropped = selection.counts, selection.dropped
-    files.write_json(paths.DATA_METRICS, prepare.headline(summary, selection))
+    selection.write(paths.PREPARED, chosen, Path(d["dir"]), size, d["resize"], d["max_image_pixels"])
+    counts, dropped = chosen.counts, chosen.dropped
+    files.write_json(paths.DATA_METRICS, selection.headline(summary, chosen))
     files.write_json(paths.DATA_DETAILS, {"audit": summary, "prepared": {
         "image_size": size, "resize": d["resize"], "counts": counts,
         "dropped_leaked": dropped, "recommended_size": summary["recommended_size"]}})

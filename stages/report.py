@@ -5,7 +5,7 @@ from pathlib import Path
 from carbrands import params, paths, stage
 from carbrands.evaluation import comparison, report, report_figures
 from carbrands.files import write_text
-from carbrands.models.labels import transfer_start, transfer_title
+from carbrands.models.titles import transfer_start, transfer_title
 
 
 def main() -> None:

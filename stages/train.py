@@ -13,8 +13,8 @@ from carbrands.models import bundle
 from carbrands.models.cnn import input_side
 from carbrands.training import session
 from carbrands.training.cnn import cnn_fit
+from carbrands.training.compiling import class_weights
 from carbrands.training.fit import fit, headline, history_metrics
-from carbrands.training.optimizers import class_weights
 
 
 def main() -> None:

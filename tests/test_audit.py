@@ -11,10 +11,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from carbrands.data import audit, copies, prepare
+from carbrands.data import audit, copies, selection
 from carbrands.data.layout import discover
-from stages import audit as audit_stage
 from devtools import planted_copies
+from stages import audit as audit_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 BRANDS = ("Alpha", "Beta Motors", "Gamma-Works")
@@ -257,7 +257,7 @@ def test_copies_under_two_brands_are_label_conflicts_not_leaks(corpus):
     conflicts = {(r.path_a, r.class_a, r.path_b, r.class_b) for r in leakage.conflicts.itertuples()}
     assert conflicts == {("train/Alpha/3.jpg", "Alpha", "test/Beta Motors/conflict.jpg", "Beta Motors")}
     assert "test/Beta Motors/conflict.jpg" not in audit.leaked_from_train(leakage.copies)
-    kept = prepare.select(manifest, leakage.copies, drop_leaked=True).splits["test"]
+    kept = selection.select(manifest, leakage.copies, drop_leaked=True).splits["test"]
     assert "test/Beta Motors/conflict.jpg" in set(kept["path"])
     summary = audit.summarize(layout, manifest, leakage)["duplicates"]
     assert summary["label_conflicts"] == 1 and summary["label_conflict_pairs"][0]["class_b"] == "Beta Motors"

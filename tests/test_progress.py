@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from carbrands.progress import Progress, duration
-from carbrands.training.optimizers import balanced_class_weights
+from carbrands.training.compiling import balanced_class_weights
 
 
 def test_progress_line_says_count_rate_and_time_left(capsys):

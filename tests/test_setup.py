@@ -19,19 +19,22 @@ def _python(code: str, env=None) -> subprocess.CompletedProcess:
 
 @pytest.mark.skipif(bool(glob.glob("/dev/nvidia[0-9]*")), reason="a GPU machine: cuInit may really fail there")
 def test_tensorflow_starts_without_a_line_on_stderr():
-    proc = _python("import carbrands, keras, tensorflow as tf\n"
+    proc = _python("from carbrands import startup\n"
+                   "startup.import_tensorflow()\n"
+                   "import keras, tensorflow as tf\n"
                    "m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])\n"
                    "print(m.predict(tf.ones((1, 4)), verbose=0).shape)")
     assert proc.returncode == 0 and proc.stdout.strip() == "(1, 2)", proc.stderr
     assert proc.stderr == ""
     # the notices are TensorFlow's, written back on request
-    loud = _python("import carbrands, tensorflow", env=dict(QUIET, CARBRANDS_TF_STARTUP_LOG="1"))
+    loud = _python("from carbrands import startup\nstartup.import_tensorflow()",
+                   env=dict(QUIET, CARBRANDS_TF_STARTUP_LOG="1"))
     assert "InitializeLog" in loud.stderr
 
 
 def test_other_lines_written_during_start_up_are_kept():
-    proc = _python("import os, carbrands\n"
-                   "with carbrands._start_up_notices_hidden():\n"
+    proc = _python("import os\nfrom carbrands import startup\n"
+                   "with startup.notices_hidden():\n"
                    "    os.write(2, b'I0000 00:00 1 cpu_feature_guard.cc:227] optimized\\n')\n"
                    "    os.write(2, b'E0000 00:00 1 something.cc:1] a real problem\\n')\n")
     assert proc.stderr == "E0000 00:00 1 something.cc:1] a real problem\n"

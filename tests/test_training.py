@@ -8,7 +8,7 @@ from carbrands import seeding
 from carbrands.data import pipeline, prepared
 from carbrands.data.augment import build_augmenter
 from carbrands.models.cnn import build_cnn
-from carbrands.training import devices, names, optimizers
+from carbrands.training import compiling, devices, names
 from carbrands.training.cnn import cnn_fit
 from carbrands.training.fit import HISTORY_COLUMNS, fit, history_metrics
 from carbrands.training.session import Inputs
@@ -28,7 +28,7 @@ def _train(prepared_dir, epochs=2, seed=3, patience=None, reduce_lr_patience=Non
     train_ds, val_ds = pipeline.train_val_datasets(train, val, bs, seed, AUGMENT)
     with strat.scope():
         model = build_cnn(3, 32, TINY_CNN)
-        optimizers.compile_model(model, optimizers.make_optimizer("adam", 0.01))
+        compiling.compile_model(model, compiling.make_optimizer("adam", 0.01))
     result = fit(model, train_ds, val_ds, len(train), epochs, patience=patience,
                  reduce_lr_patience=reduce_lr_patience, extra_columns=extra_columns)
     return model, result
@@ -90,7 +90,7 @@ def test_without_patience_runs_exactly_epochs_and_continues_numbering(tiny_prepa
     train, val = prepared.load_split(tiny_prepared, "train"), prepared.load_split(tiny_prepared, "val")
     model = build_cnn(3, 32, TINY_CNN)
     # a rate this small cannot improve val_loss much: early stopping with patience 1 would stop
-    optimizers.compile_model(model, optimizers.make_optimizer("sgd", 1e-7))
+    compiling.compile_model(model, compiling.make_optimizer("sgd", 1e-7))
     result = fit(model, pipeline.make_dataset(train.images, train.labels, 32, True, 0),
                  pipeline.make_dataset(val.images, val.labels, 32, False, 0), len(train), epochs=3,
                  initial_epoch=2)
@@ -107,12 +107,12 @@ def test_strategy_default_on_cpu():
 
 @pytest.mark.parametrize("name", names.OPTIMIZERS)
 def test_make_optimizer(name):
-    opt = optimizers.make_optimizer(name, 0.005, momentum=0.8)
+    opt = compiling.make_optimizer(name, 0.005, momentum=0.8)
     assert float(opt.learning_rate) == pytest.approx(0.005)
     if name == "sgd":
         assert opt.momentum == pytest.approx(0.8)
     with pytest.raises(ValueError):
-        optimizers.make_optimizer("adagrad", 0.1)
+        compiling.make_optimizer("adagrad", 0.1)
 
 
 def test_make_dataset_batches_float_images_and_int_labels(tiny_prepared):
@@ -181,7 +181,7 @@ def test_mixed_precision_stays_float32_without_gpu(capsys):
 
 
 def test_the_registries_build_exactly_the_names_params_allow():
-    assert tuple(optimizers._MAKERS) == names.OPTIMIZERS
+    assert tuple(compiling._MAKERS) == names.OPTIMIZERS
     assert tuple(devices._STRATEGIES) == names.STRATEGIES
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-import carbrands
+from carbrands import startup
 from carbrands.errors import DataError, UserError, first_line
 from carbrands.models import bundle
 from carbrands.models.inference import batched_probabilities, load_model, predict_probabilities
@@ -120,7 +120,7 @@ def _load_tflite(path: Path) -> Loaded:
 def _interpreter(content: bytes):
     import tensorflow as tf
 
-    with warnings.catch_warnings(), carbrands._start_up_notices_hidden():
+    with warnings.catch_warnings(), startup.notices_hidden():
         warnings.simplefilter("ignore")   # tf.lite.Interpreter's deprecation notice (LiteRT)
         interpreter = tf.lite.Interpreter(model_content=content)
         interpreter.allocate_tensors()

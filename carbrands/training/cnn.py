@@ -16,7 +16,7 @@ import tensorflow as tf
 from carbrands.data.pipeline import Epochs, train_val_datasets
 from carbrands.data.prepared import downscaled
 from carbrands.models.cnn import after_downscale, build_cnn, downscale_factor
-from carbrands.training.optimizers import compile_model, make_optimizer
+from carbrands.training.compiling import compile_model, make_optimizer
 from carbrands.training.session import Inputs
 
 

@@ -21,9 +21,9 @@ from carbrands.data.prepared import Split
 from carbrands.errors import ParamError
 from carbrands.models.transfer import Parts, set_phase
 from carbrands.progress import Progress
+from carbrands.training.compiling import class_weights, compile_model, make_optimizer
 from carbrands.training.fit import fit
 from carbrands.training.live import LiveLog
-from carbrands.training.optimizers import class_weights, compile_model, make_optimizer
 from carbrands.training.resume import Backup
 
 PHASES = ("head", "fine_tune")
