@@ -239,3 +239,19 @@ def load(path: str | Path = "params.yaml") -> dict:
     except yaml.YAMLError as e:
         raise ParamError(str(path), f"not valid YAML: {e}") from None
     return validate(raw)
+
+
+def declared(stage: str, p: dict, item: dict | None = None, dvc_yaml: str | Path = "dvc.yaml") -> dict:
+    """The params `stage` lists in dvc.yaml (`${item.<name>}` filled in from item, for a
+    matrix stage), with their values in p: what the stage reads, from its one home.
+    A training stage keys its resume backup on them."""
+    listed = yaml.safe_load(Path(dvc_yaml).read_text())["stages"][stage]["params"]
+    values = {}
+    for key in listed:
+        for name, value in (item or {}).items():
+            key = key.replace(f"${{item.{name}}}", str(value))
+        value = p
+        for part in key.split("."):
+            value = value[part]
+        values[key] = value
+    return values

@@ -56,8 +56,8 @@ def main() -> None:
     print(f"optimizers@{name}-{seed}: {run['optimizer']} lr {run['learning_rate']} for {epochs} epochs, seed {seed}")
 
     class_weight = class_weights(p["train"]["class_weight"], train.labels, len(classes))
-    reads = {"seed": seed, "augment": p["augment"], "train": p["train"], "epochs": epochs, "run": run,
-             "bootstrap": p["evaluate"]["bootstrap"]}
+    # (the seed is in the stage's name: optimizers@<run>-<seed>)
+    reads = params.declared("optimizers", p, {"run": name})
     s = session.Session.start(paths.optimizer_live(name, seed), reads, [paths.PREPARED])
     result = fit(cnn.fitted, cnn.train, cnn.val, len(train), epochs, class_weight=class_weight, live=s.live,
                  backup=s.backup)

@@ -31,7 +31,7 @@ def main() -> None:
           f"{data.strategy.num_replicas_in_sync} replica(s), batch {data.batch_size}")
 
     class_weight = class_weights(cfg["class_weight"], train.labels, len(classes))
-    s = session.Session.start("train", {key: p[key] for key in ("seed", "augment", "train")}, [paths.PREPARED])
+    s = session.Session.start("train", params.declared("train", p), [paths.PREPARED])
     result = fit(cnn.fitted, cnn.train, cnn.val, len(train), cfg["epochs"], patience=cfg["patience"],
                  reduce_lr_patience=cfg["reduce_lr_patience"], reduce_lr_factor=cfg["reduce_lr_factor"],
                  class_weight=class_weight, live=s.live, backup=s.backup)

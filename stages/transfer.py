@@ -33,9 +33,7 @@ def main() -> None:
         model = transfer.build_model(backbone, image_size, len(classes), cfg["dense_units"], cfg["dropout"],
                                      weights_from=source)
         parts = transfer.split(model, backbone, cfg["fine_tune"]["unfreeze_from"])
-    reads = {"seed": p["seed"], "augment": p["augment"], "transfer": p["transfer"],
-             "train": {k: p["train"][k] for k in ("strategy", "mixed_precision", "deterministic")}}
-    s = session.Session.start("transfer", reads, [paths.PREPARED, paths.PRETRAINED])
+    s = session.Session.start("transfer", params.declared("transfer", p), [paths.PREPARED, paths.PRETRAINED])
     start = time.perf_counter()
     result = transfer_training.train_two_phases(parts, train, val, cfg, p["augment"], p["seed"],
                                                 live=s.live, backup=s.backup)

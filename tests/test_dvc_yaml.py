@@ -49,10 +49,8 @@ def _project_imports(module_path: Path) -> set[str]:
 
 def test_package_inits_hold_no_code():
     """Stage deps leave out the packages' __init__.py files: safe only while they run nothing
-    (the top one keeps TensorFlow's start-up notices off stderr, which changes no result)."""
+    (stages/__init__.py starts TensorFlow without its notices, which changes no result)."""
     for init in (ROOT / "carbrands").rglob("__init__.py"):
-        if init.parent == ROOT / "carbrands":
-            continue
         body = ast.parse(init.read_text()).body
         assert len(body) == 1 and isinstance(body[0].value, ast.Constant), f"{init} holds code"
 
@@ -110,3 +108,13 @@ def test_the_optimizers_matrix_is_runs_times_seeds_each_with_only_its_own_run(tm
         assert f"optimizers.runs.{run}" in keys, (name, keys)
         assert not [k for k in keys if k.startswith("optimizers.runs") and k != f"optimizers.runs.{run}"]
         assert "optimizers.seeds" not in keys and "seed" not in keys, (name, keys)
+
+
+def test_a_training_stage_reads_the_params_dvc_yaml_lists_for_it():
+    p = params_module.load(ROOT / "params.yaml")
+    dvc_yaml = ROOT / "dvc.yaml"
+    assert params_module.declared("train", p, dvc_yaml=dvc_yaml) == {k: p[k] for k in ("seed", "augment", "train")}
+    sgd = params_module.declared("optimizers", p, {"run": "sgd"}, dvc_yaml=dvc_yaml)
+    assert sgd["optimizers.runs.sgd"] == p["optimizers"]["runs"]["sgd"] and "optimizers.runs.adam" not in sgd
+    transfer = params_module.declared("transfer", p, dvc_yaml=dvc_yaml)
+    assert transfer["train.deterministic"] == p["train"]["deterministic"]
