@@ -241,7 +241,11 @@ def load(path: str | Path = "params.yaml") -> dict:
     return validate(raw)
 
 
-def declared(stage: str, p: dict, item: dict | None = None, dvc_yaml: str | Path = "dvc.yaml") -> dict:
+# the pipeline beside this code (a checkout: the stages run from one)
+DVC_YAML = Path(__file__).resolve().parents[1] / "dvc.yaml"
+
+
+def declared(stage: str, p: dict, item: dict | None = None, dvc_yaml: str | Path = DVC_YAML) -> dict:
     """The params `stage` lists in dvc.yaml (`${item.<name>}` filled in from item, for a
     matrix stage), with their values in p: what the stage reads, from its one home.
     A training stage keys its resume backup on them."""

@@ -112,9 +112,9 @@ def test_the_optimizers_matrix_is_runs_times_seeds_each_with_only_its_own_run(tm
 
 def test_a_training_stage_reads_the_params_dvc_yaml_lists_for_it():
     p = params_module.load(ROOT / "params.yaml")
-    dvc_yaml = ROOT / "dvc.yaml"
-    assert params_module.declared("train", p, dvc_yaml=dvc_yaml) == {k: p[k] for k in ("seed", "augment", "train")}
-    sgd = params_module.declared("optimizers", p, {"run": "sgd"}, dvc_yaml=dvc_yaml)
+    assert params_module.DVC_YAML == ROOT / "dvc.yaml"
+    assert params_module.declared("train", p) == {k: p[k] for k in ("seed", "augment", "train")}
+    sgd = params_module.declared("optimizers", p, {"run": "sgd"})
     assert sgd["optimizers.runs.sgd"] == p["optimizers"]["runs"]["sgd"] and "optimizers.runs.adam" not in sgd
-    transfer = params_module.declared("transfer", p, dvc_yaml=dvc_yaml)
+    transfer = params_module.declared("transfer", p)
     assert transfer["train.deterministic"] == p["train"]["deterministic"]
