@@ -30,6 +30,7 @@ VARIANTS = {
     "no fine-tuning": {"fine_tune": {"epochs": 0}},
     "fine_tune epochs 5": {"fine_tune": {"epochs": 5}},
     "fine_tune learning_rate 1e-4": {"fine_tune": {"learning_rate": 0.0001}},
+    "fine_tune learning_rate 5e-4": {"fine_tune": {"learning_rate": 0.0005}},
     "mirror_features false": {"mirror_features": False},
     "class_weight none": {"class_weight": "none"},
     "efficientnet_lite2": {"backbone": "efficientnet_lite2"},
