@@ -3,9 +3,9 @@
 
 Each step runs as its own process in a temporary project (its own params.yaml):
 synthesize, audit, prepare at 224 and at the default size 64; then, per size, a
-training probe that times a limited number of CNN steps (the default CNN set up as
-the train stage sets it up, carbrands.training.cnn: downscaled to the side it sees,
-augmented, op determinism on) and extrapolates to one epoch.
+training probe that times a limited number of CNN steps (build_cnn with the
+default train params, fed by carbrands.data.pipeline.make_dataset with the augmenter, op
+determinism on, as the train stage runs) and extrapolates to one epoch.
 "The training loop never waits on input" is checked by feeding the same model
 once from the input pipeline and once from one cached batch (no input work):
 equal throughput means no waiting.
@@ -81,7 +81,6 @@ def _print_steps(steps: list) -> None:
 
 TRAINING_ROWS = [  # (label, key in the probe's figures)
     ("device", "device"),
-    ("side the CNN sees, px", "seen_px"),
     ("model parameters", "params"), ("train images", "train_images"),
     ("steps per epoch (batch 32)", "steps_per_epoch"),
     ("seconds per training step", "step_seconds"), ("seconds per validation batch", "val_batch_seconds"),

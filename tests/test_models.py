@@ -2,15 +2,13 @@
 import copy
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 import yaml
 
 from carbrands import params
-from carbrands.data.prepared import Split, downscaled
 from carbrands.errors import ParamError
-from carbrands.models.cnn import after_downscale, build_cnn
+from carbrands.models.cnn import build_cnn
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,22 +48,6 @@ def test_larger_inputs_are_averaged_down_to_at_most_image_size_and_smaller_ones_
     small = build_cnn(3, 32, {**TINY, "image_size": 40})   # never enlarged
     assert "downscale" not in [layer.name for layer in small.layers]
     assert small.get_layer("block1_conv1").output.shape[1:3] == (32, 32)
-
-
-def test_after_downscale_is_the_same_cnn_fed_downscaled_images():
-    model = build_cnn(3, 66, {**TINY, "image_size": 40})   # 2 x 2 blocks: 33 px, the last row and column dropped
-    fitted = after_downscale(model)
-    assert fitted.input_shape == (None, 33, 33, 3) and fitted.count_params() == model.count_params()
-    assert {id(v) for v in fitted.weights} == {id(v) for v in model.weights}   # shared, not copied
-    images = np.random.default_rng(0).integers(0, 256, (4, 66, 66, 3), dtype=np.uint8)
-    small = downscaled(Split(images, np.zeros(4, np.int32), []), 2).images
-    assert small.dtype == np.uint8 and small.shape == (4, 33, 33, 3)
-    layer = model.get_layer("downscale")(images.astype(np.float32))
-    assert np.abs(small - keras.ops.convert_to_numpy(layer)).max() <= 0.5   # rounded to uint8
-    np.testing.assert_allclose(fitted.predict_on_batch(keras.ops.convert_to_numpy(layer)),
-                               model.predict_on_batch(images.astype(np.float32)), atol=1e-6)
-    plain = build_cnn(3, 32, TINY)
-    assert after_downscale(plain) is plain
 
 
 def test_blocks_follow_filters_and_convs_per_block():

@@ -68,12 +68,3 @@ def build_cnn(num_classes: int, input_size: int, cfg: dict) -> keras.Model:
         x = layers.Dropout(cfg["head_dropout"], name="head_dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="brand")(x)
     return keras.Model(inputs, outputs, name="cnn")
-
-
-def after_downscale(model: keras.Model) -> keras.Model:
-    """The CNN from the layer after its downscale on: the same layers and weights, fed
-    images already downscaled (data.prepared.downscaled), so a training stage can
-    augment them at the side the CNN sees. The CNN itself when it has no downscale."""
-    if "downscale" not in {layer.name for layer in model.layers}:
-        return model
-    return keras.Model(model.get_layer("rescale").input, model.output, name=f"{model.name}_after_downscale")
