@@ -32,6 +32,7 @@ VARIANTS = {
     "fine_tune learning_rate 1e-4": {"fine_tune": {"learning_rate": 0.0001}},
     "fine_tune learning_rate 5e-4": {"fine_tune": {"learning_rate": 0.0005}},
     "mirror_features false": {"mirror_features": False},
+    "batch_size 16": {"batch_size": 16},
     "class_weight none": {"class_weight": "none"},
     "efficientnet_lite2": {"backbone": "efficientnet_lite2"},
     # the notebook's backbone, with the recipe that suits it (cached block-4 outputs, last block)
