@@ -23,9 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from carbrands import files, startup  # noqa: E402  (needs ROOT on sys.path when run as a script)
-
-startup.import_tensorflow()
+from carbrands import files  # noqa: E402  (needs ROOT on sys.path when run as a script)
 
 # temporary projects are built as the tests build theirs (devtools/projects.py)
 from devtools.projects import TINY_PARAMS, committed_copy, env, project_params, run, write_params  # noqa: E402, F401

@@ -47,7 +47,9 @@ def main() -> None:
         cfg["steps"] = {s: args.steps for s in cfg["sizes"]}
     cfg["rounds"] = args.rounds or cfg["rounds"]
 
-    from carbrands import params
+    from carbrands import params, startup
+
+    startup.import_tensorflow()   # here, not at start-up: --help and the argument checks need none
     from carbrands.training import devices
 
     train_cfg = params.load(common.ROOT / "params.yaml")["train"]

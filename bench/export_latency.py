@@ -35,7 +35,9 @@ def main() -> None:
     args = ap.parse_args()
     repeats, warmup = (20, 3) if args.tiny else (args.repeats, 20)
 
-    from carbrands import params
+    from carbrands import params, startup
+
+    startup.import_tensorflow()
     from carbrands.models import bundle, export, transfer
     from carbrands.models.cnn import build_cnn
 

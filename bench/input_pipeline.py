@@ -69,7 +69,9 @@ def main() -> None:
 def measure_library(project: Path, batches: int) -> list[dict]:
     """The library's input pipeline with and without op determinism (the train stage
     turns it on; a stateful augmenter map would then run on one core)."""
-    from carbrands import params, seeding
+    from carbrands import params, seeding, startup
+
+    startup.import_tensorflow()
     from carbrands.data import prepared
     from carbrands.data.augment import build_augmenter
     from carbrands.data.pipeline import make_dataset

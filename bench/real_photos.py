@@ -130,6 +130,9 @@ def probe(project: Path) -> dict:
     from sklearn.metrics import f1_score
     from sklearn.preprocessing import StandardScaler
 
+    from carbrands import startup
+
+    startup.import_tensorflow()
     from carbrands.evaluation.scores import bootstrap_accuracy_ci
     from carbrands.models import transfer, weights
     from carbrands.training import transfer as transfer_training

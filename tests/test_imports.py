@@ -52,4 +52,3 @@ def test_benchmarks_do_not_import_the_tests():
     importing = [f"{path.relative_to(ROOT)} imports {module}" for path in sorted((ROOT / "bench").glob("*.py"))
                  for module in _imports(path, names=False) if module.split(".")[0] == "tests"]
     assert not importing, importing
-
