@@ -147,7 +147,7 @@ def probe(project: Path) -> dict:
     feats, labels = {}, {}
     for split in ("train", "val", "test"):
         s = prepared.load_split(paths.PREPARED, split)
-        feats[split] = transfer_training.frozen_features(pooled, s.images, p["transfer"]["feature_batch_size"],
+        feats[split] = transfer_training.frozen_features(pooled, s.images, p["transfer"]["backbone_batch_size"],
                                                 f"probe {split}").astype(np.float32)
         labels[split] = s.labels
     scaler = StandardScaler().fit(feats["train"])

@@ -196,7 +196,7 @@ SCHEMA = _section({
         "dense_units": _int(1, 65536),
         "dropout": _float(0, 0.95),
         "batch_size": _int(1, 65536),
-        "feature_batch_size": _int(1, 65536),
+        "backbone_batch_size": _int(1, 65536),
         "class_weight": _choice(*CLASS_WEIGHTS),
         "mirror_features": _bool,
         "head": _PHASE,
@@ -224,6 +224,10 @@ def validate(raw: Any) -> dict:
     if len(p["train"]["dropout"]) != len(p["train"]["filters"]):
         raise ParamError("train.dropout", f"needs one value per block, i.e. {len(p['train']['filters'])} "
                          f"(the length of train.filters), got {len(p['train']['dropout'])}")
+    step, batch = p["transfer"]["backbone_batch_size"], p["transfer"]["batch_size"]
+    if step < batch and batch % step:
+        raise ParamError("transfer.backbone_batch_size", f"{step} does not divide transfer.batch_size ({batch}): "
+                         "an update averages the gradients of whole steps")
     if p["data"]["val_fraction"] + p["data"]["test_fraction"] >= 1:
         raise ParamError("data.val_fraction", "val_fraction + test_fraction must stay below 1")
     return p

@@ -42,7 +42,7 @@ def main() -> None:
     # the assembled end-to-end model, scored on raw images: what evaluation will load
     # (in feature-sized batches: the whole backbone runs, and the batch sets the peak memory)
     _, final_val_accuracy = model.evaluate(
-        make_dataset(val.images, val.labels, cfg["feature_batch_size"], False, p["seed"]), verbose=0)
+        make_dataset(val.images, val.labels, cfg["backbone_batch_size"], False, p["seed"]), verbose=0)
 
     bundle.save_keras(model, s.root / paths.model("transfer"), bundle.make_info(
         classes, image_size, data.meta["resize"]))

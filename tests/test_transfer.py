@@ -13,7 +13,7 @@ import yaml
 
 import stages.pretrained
 import stages.transfer
-from carbrands import paths
+from carbrands import params, paths
 from carbrands.data.prepared import load_split
 from carbrands.errors import ParamError
 from carbrands.history import read_history
@@ -164,8 +164,8 @@ def test_feature_norm_does_not_blow_up_units_silent_in_training():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(train)).mean(axis=0), 0, atol=1e-5)
 
 
-def test_cached_features_do_not_depend_on_the_feature_batch_size():
-    # transfer.feature_batch_size only sets the peak memory; the cache, mirrored copies
+def test_cached_features_do_not_depend_on_the_backbone_batch_size():
+    # transfer.backbone_batch_size only sets the peak memory; the cache, mirrored copies
     # after the originals, is the frozen part's output for each image
     model = transfer.build_model("vgg16", 32, 3, dense_units=8, dropout=0.5)
     frozen = transfer.split(model, "vgg16").frozen
@@ -177,3 +177,44 @@ def test_cached_features_do_not_depend_on_the_feature_batch_size():
     for bs in (3, 7):
         np.testing.assert_allclose(by_batch[bs].astype(np.float32), by_batch[1].astype(np.float32),
                                    rtol=1e-2, atol=1e-2)
+
+
+def _fine_tuned_weights(tiny_prepared, backbone_batch_size: int) -> list[np.ndarray]:
+    """How the weights move in one epoch of end-to-end fine-tuning in batches of 8 (no
+    head phase, no augmentation, no dropout, no stochastic depth), from one start."""
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    cfg = {**p["transfer"], "batch_size": 8, "backbone_batch_size": backbone_batch_size,
+           "head": {**p["transfer"]["head"], "epochs": 0},
+           "fine_tune": {**p["transfer"]["fine_tune"], "epochs": 1, "schedule": "constant"}}
+    keras.utils.set_random_seed(0)
+    model = transfer.build_model("efficientnet_lite0", 32, 3, dense_units=8, dropout=0.0)
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+    start = model.get_weights()
+    parts = transfer.split(model, "efficientnet_lite0", "all")
+    no_augmentation = {name: False if isinstance(v, bool) else 0 for name, v in p["augment"].items()}
+    transfer_training.train_two_phases(parts, load_split(tiny_prepared, "train"), load_split(tiny_prepared, "val"),
+                                       cfg, no_augmentation, seed=0)
+    return [end - begin for end, begin in zip(model.get_weights(), start)]
+
+
+@pytest.mark.slow
+def test_fine_tuning_in_smaller_steps_makes_the_updates_of_whole_batches(tiny_prepared):
+    # transfer.backbone_batch_size bounds the memory of a training step; with batch norm
+    # frozen, steps of 4 whose gradients are averaged in pairs update as batches of 8 do
+    whole, in_steps = _fine_tuned_weights(tiny_prepared, 8), _fine_tuned_weights(tiny_prepared, 4)
+    moved = [(a, b) for a, b in zip(whole, in_steps) if np.abs(a).max() > 0]
+    assert len(moved) > 50   # the backbone's weights, not only the head's
+    for a, b in moved:
+        assert np.linalg.norm(b - a) < 1e-3 * np.linalg.norm(a)
+
+
+def test_a_backbone_batch_size_that_does_not_divide_the_batch_size_names_the_key():
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["transfer"].update(batch_size=32, backbone_batch_size=12)
+    with pytest.raises(ParamError, match=r"transfer\.backbone_batch_size: 12 does not divide transfer\.batch_size"):
+        params.validate(p)
+    p["transfer"].update(backbone_batch_size=64)   # larger: steps of whole batches
+    assert transfer_training.end_to_end_batches(32, params.validate(p)["transfer"]["backbone_batch_size"]) == (32, 1)
+    assert transfer_training.end_to_end_batches(32, 8) == (8, 4)

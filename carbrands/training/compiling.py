@@ -9,19 +9,21 @@ LOSS = "sparse_categorical_crossentropy"
 METRICS = ["accuracy"]
 
 _MAKERS = {
-    "adam": lambda lr, momentum: keras.optimizers.Adam(lr),
-    "adamw": lambda lr, momentum: keras.optimizers.AdamW(lr),
-    "nadam": lambda lr, momentum: keras.optimizers.Nadam(lr),
-    "rmsprop": lambda lr, momentum: keras.optimizers.RMSprop(lr),
-    "sgd": lambda lr, momentum: keras.optimizers.SGD(lr, momentum=momentum),
+    "adam": lambda lr, momentum, **kw: keras.optimizers.Adam(lr, **kw),
+    "adamw": lambda lr, momentum, **kw: keras.optimizers.AdamW(lr, **kw),
+    "nadam": lambda lr, momentum, **kw: keras.optimizers.Nadam(lr, **kw),
+    "rmsprop": lambda lr, momentum, **kw: keras.optimizers.RMSprop(lr, **kw),
+    "sgd": lambda lr, momentum, **kw: keras.optimizers.SGD(lr, momentum=momentum, **kw),
 }
 
 
-def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9) -> keras.optimizers.Optimizer:
-    """A Keras optimizer by params name (training.names.OPTIMIZERS); momentum is used by sgd only."""
+def make_optimizer(name: str, learning_rate, momentum: float = 0.9, accumulate: int = 1) -> keras.optimizers.Optimizer:
+    """A Keras optimizer by params name (training.names.OPTIMIZERS); momentum is used by sgd only.
+    accumulate > 1: the variables are updated every `accumulate` steps with the mean of
+    their gradients (Keras' gradient accumulation); a learning-rate schedule counts steps."""
     if name not in _MAKERS:
         raise ValueError(f"unknown optimizer {name!r} (known: {', '.join(_MAKERS)})")
-    return _MAKERS[name](learning_rate, momentum)
+    return _MAKERS[name](learning_rate, momentum, gradient_accumulation_steps=accumulate if accumulate > 1 else None)
 
 
 def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:

@@ -55,7 +55,7 @@ def frozen_features(frozen: keras.Model, images: np.ndarray, batch_size: int, la
     The batch size sets the peak memory: at 224 px VGG16's first block holds about
     40 MB of activations per image, and the allocator keeps what a batch needed.
     Measured on 2 CPU cores: batches of 32 peaked at 2.9 GB, of 8 at 1.4 GB, 5 %
-    slower (transfer.feature_batch_size)."""
+    slower (transfer.backbone_batch_size)."""
     progress = Progress(f"features {label}", len(images) * len(mirrors))
     out = None
     for copy, mirror in enumerate(mirrors):
@@ -83,6 +83,15 @@ def adapt_feature_norm(layer: keras.layers.Normalization, features: np.ndarray) 
     layer.finalize_state()
 
 
+def end_to_end_batches(batch_size: int, backbone_batch_size: int) -> tuple[int, int]:
+    """(images a step, steps whose gradients make one update) for training through the
+    whole backbone: transfer.batch_size images an update, at most
+    transfer.backbone_batch_size of them through the network at a time."""
+    if backbone_batch_size >= batch_size:
+        return batch_size, 1
+    return backbone_batch_size, batch_size // backbone_batch_size   # params.validate: it divides
+
+
 def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_params: dict, seed: int,
                      live: LiveLog | None = None, backup: Backup | None = None) -> TrainResult:
     """Phase 1 (head, backbone frozen), then phase 2 (the tuned block + head), each
@@ -101,10 +110,11 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
     if not cfg["head"]["epochs"] and not cfg["fine_tune"]["epochs"]:
         raise ParamError("transfer.head.epochs", "0 here and in transfer.fine_tune.epochs: nothing to train")
     batch_size, n_classes = cfg["batch_size"], parts.model.output.shape[-1]
+    step_batch, accumulated = end_to_end_batches(batch_size, cfg["backbone_batch_size"])
     cached = {phase: not cfg[phase]["augment"] and cfg[phase]["epochs"] > 0 for phase in PHASES}
     start = time.perf_counter()
     mirrors = (False, True) if cfg["mirror_features"] else (False,)
-    feature_batch = cfg["feature_batch_size"]
+    feature_batch = cfg["backbone_batch_size"]
     cached_labels = np.concatenate([train.labels] * len(mirrors))
     # the pooled features feed the head phase and adapt feature_norm; the frozen part's
     # outputs are kept only where fine-tuning trains on them (deep cuts are large)
@@ -128,7 +138,10 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
             return (parts.head if phase == "head" else parts.tail,
                     feature_dataset(feats["train"], cached_labels, batch_size, True, seed),
                     feature_dataset(feats["val"], val.labels, batch_size, False, seed).dataset())
-        return (parts.model, *train_val_datasets(train, val, batch_size, seed, aug_params))
+        # through the whole backbone: batches of backbone_batch_size, their gradients
+        # averaged over batch_size before each update (batch norm is frozen, so this is
+        # the update of one batch_size batch), which bounds the memory the steps hold
+        return (parts.model, *train_val_datasets(train, val, step_batch, seed, aug_params))
 
     histories, epochs_run, step_seconds, images_seen, capped = [], {phase: 0 for phase in PHASES}, 0.0, 0, []
     for phase in PHASES:
@@ -141,7 +154,7 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
         rate = (keras.optimizers.schedules.CosineDecay(phase_cfg["learning_rate"], steps)
                 if phase_cfg["schedule"] == "cosine" else phase_cfg["learning_rate"])
         with parts.model.distribute_strategy.scope():   # the strategy the model was built under
-            compile_model(model, make_optimizer("adam", rate))
+            compile_model(model, make_optimizer("adam", rate, accumulate=1 if cached[phase] else accumulated))
         result = fit(model, train_ds, val_ds, len(train_ds), epochs=phase_cfg["epochs"],
                      patience=phase_cfg["patience"],
                      initial_epoch=sum(epochs_run.values()), extra_columns={"phase": phase},
