@@ -103,3 +103,13 @@ def test_backbone_speed(tmp_path):
     assert row["backbone"] == "efficientnet_lite0" and row["fine_tuned_from"] == "all" and result["deterministic"]
     assert row["forward_images_per_s"] > 0 and row["train_images_per_s"] > 0 and row["trainable_params"] > 3e6
     assert "op determinism on" in stdout
+
+
+def test_cpu_precision(tmp_path):
+    stdout, result = run_bench("cpu_precision", tmp_path)
+    assert [row["model"] for row in result["rows"]] == ["cnn", "efficientnet_lite0"]
+    for row in result["rows"]:
+        assert row["float32_images_per_s"] > 0 and row["mixed_bfloat16_images_per_s"] > 0
+        assert row["bf16_speedup"] == pytest.approx(
+            row["mixed_bfloat16_images_per_s"] / row["float32_images_per_s"], abs=0.02)
+    assert "cpu_flags" in stdout and result["size"] == 32
