@@ -22,6 +22,7 @@ def parse_args(doc: str, variants: dict) -> argparse.Namespace:
     ap.add_argument("data_dir", type=Path)
     ap.add_argument("--image-size", default="224", help="data.image_size: pixels or auto")
     ap.add_argument("--only", nargs="+", choices=list(variants), help="run these variants only")
+    ap.add_argument("--seed", type=int, help="params' seed (default: params.yaml's): another draw of every variant")
     ap.add_argument("--tiny", action="store_true")
     return ap.parse_args()
 
@@ -32,7 +33,7 @@ def run_variants(bench: str, args: argparse.Namespace, variants: dict, stage: st
     `before(project, variant params, name)` when given, then `stage` and
     `evaluate <model>` as their own processes; prints and saves one row per variant:
     row(the stage's details) beside the test scores and the stage's seconds."""
-    base = overrides(args)
+    base = merge(overrides(args), {} if args.seed is None else {"seed": args.seed})
     py = [sys.executable, "-m"]
     rows = []
     with tempfile.TemporaryDirectory(prefix=f"bench-{bench}-") as tmp:

@@ -8,7 +8,7 @@ variant's params. Printed per variant: the best validation accuracy (what a choi
 is made on), test accuracy with the 95 % bootstrap interval and macro F1 (reported,
 not chosen on), epochs, training images/s and the train stage's seconds.
 
-    .venv/bin/python bench/cnn_choices.py DATA_DIR [--image-size 224] [--only NAME ...] [--tiny]
+    .venv/bin/python bench/cnn_choices.py DATA_DIR [--image-size 224] [--only NAME ...] [--seed N] [--tiny]
 """
 from __future__ import annotations
 
