@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _common as common  # noqa: E402
-from carbrands import params, seeding, startup  # noqa: E402
+from carbrands import params, startup  # noqa: E402  (carbrands.seeding imports TensorFlow: in main)
 
 POLICIES = ("float32", "mixed_bfloat16")
 
@@ -61,6 +61,7 @@ def main() -> None:
     if args.tiny:
         args.steps, args.rounds = 1, 1
     startup.import_tensorflow()
+    from carbrands import seeding
     from carbrands.training import devices
 
     seeding.set_global_seed(0, True)   # op determinism on, as the stages train

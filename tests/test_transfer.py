@@ -188,7 +188,7 @@ def _fine_tuned_weights(tiny_prepared, backbone_batch_size: int) -> list[np.ndar
            "fine_tune": {**p["transfer"]["fine_tune"], "epochs": 1, "schedule": "constant"}}
     keras.utils.set_random_seed(0)
     model = transfer.build_model("efficientnet_lite0", 32, 3, dense_units=8, dropout=0.0)
-    for layer in model._flatten_layers():
+    for layer in model.layers:   # one flat graph: the backbone's stochastic-depth layers are among them
         if isinstance(layer, keras.layers.Dropout):
             layer.rate = 0.0
     start = model.get_weights()
