@@ -28,6 +28,7 @@ VARIANTS = {
     "defaults": {},
     "fine-tuned from block6a, cached": {"fine_tune": {"unfreeze_from": "auto", "augment": False, "epochs": 5}},
     "no fine-tuning": {"fine_tune": {"epochs": 0}},
+    "fine_tune epochs 2": {"fine_tune": {"epochs": 2}},
     "fine_tune epochs 5": {"fine_tune": {"epochs": 5}},
     "fine_tune learning_rate 1e-4": {"fine_tune": {"learning_rate": 0.0001}},
     "fine_tune learning_rate 5e-4": {"fine_tune": {"learning_rate": 0.0005}},

@@ -21,7 +21,7 @@ def main() -> None:
     leakage = audit.find_duplicates(manifest, d["near_duplicate_distance"], layout.data_dir, d["max_image_pixels"],
                                     d["near_duplicate_inlier_share"], d["near_duplicate_similarity"])
     manifest["copy_check"] = manifest["path"].map(leakage.checks).fillna("")
-    summary = audit.summarize(layout, manifest, leakage, audit.read_planted(layout))
+    summary = audit.summarize(layout, manifest, leakage, d["resize"], audit.read_planted(layout))
 
     with files.atomic_path(paths.AUDIT) as tmp:
         files.write_csv(tmp / "manifest.csv", manifest)

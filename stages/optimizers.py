@@ -21,12 +21,11 @@ import sys
 
 from carbrands import params, paths, stage
 from carbrands.data import prepared
-from carbrands.data.pipeline import train_val_datasets
 from carbrands.errors import ParamError
 from carbrands.evaluation.scores import evaluate_split
-from carbrands.models.cnn import build_cnn
 from carbrands.training import session
-from carbrands.training.compiling import class_weights, compile_model, make_optimizer
+from carbrands.training.cnn import cnn_fit
+from carbrands.training.compiling import class_weights
 from carbrands.training.fit import best_epoch, fit
 
 # what `dvc metrics show` lists of a run: what the runs are ranked on (the whole record,
@@ -53,19 +52,17 @@ def main() -> None:
     data = session.inputs(seed, p["train"], p["train"]["batch_size"])
     train, classes = data.train, data.classes
     test = prepared.load_split(paths.PREPARED, "test")
-    train_ds, val_ds = train_val_datasets(train, data.val, data.batch_size, seed, p["augment"])
-    with data.strategy.scope():
-        model = build_cnn(len(classes), data.image_size, p["train"])
-        compile_model(model, make_optimizer(run["optimizer"], run["learning_rate"], run.get("momentum", 0.0)))
+    cnn = cnn_fit(data, p["train"], run, seed, p["augment"])
     print(f"optimizers@{name}-{seed}: {run['optimizer']} lr {run['learning_rate']} for {epochs} epochs, seed {seed}")
 
     class_weight = class_weights(p["train"]["class_weight"], train.labels, len(classes))
     # (the seed is in the stage's name: optimizers@<run>-<seed>)
     reads = params.declared("optimizers", p, {"run": name})
     s = session.Session.start(paths.optimizer_live(name, seed), reads, [paths.PREPARED])
-    result = fit(model, train_ds, val_ds, len(train), epochs, class_weight=class_weight, live=s.live, backup=s.backup)
+    result = fit(cnn.fitted, cnn.train, cnn.val, len(train), epochs, class_weight=class_weight, live=s.live,
+                 backup=s.backup)
     best = best_epoch(result.history)
-    scores, *_ = evaluate_split(model, test.images, test.labels, classes, p["evaluate"]["bootstrap"], seed)
+    scores, *_ = evaluate_split(cnn.model, test.images, test.labels, classes, p["evaluate"]["bootstrap"], seed)
     record = {
         "run": name, "seed": seed, **run, "epochs": epochs,
         # what the runs are ranked on

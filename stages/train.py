@@ -9,11 +9,11 @@ details/train/cnn.json (the whole summary), metrics/train/cnn.machine.json (wher
 Killed and run again, it resumes from the last finished epoch (training/resume.py).
 """
 from carbrands import params, paths, plots, stage
-from carbrands.data.pipeline import train_val_datasets
 from carbrands.models import bundle
-from carbrands.models.cnn import build_cnn, input_side
+from carbrands.models.cnn import input_side
 from carbrands.training import session
-from carbrands.training.compiling import class_weights, compile_model, make_optimizer
+from carbrands.training.cnn import cnn_fit
+from carbrands.training.compiling import class_weights
 from carbrands.training.fit import fit, headline, history_metrics
 
 
@@ -22,10 +22,8 @@ def main() -> None:
     cfg = p["train"]
     data = session.inputs(p["seed"], cfg, cfg["batch_size"])
     train, classes, image_size = data.train, data.classes, data.image_size
-    train_ds, val_ds = train_val_datasets(train, data.val, data.batch_size, p["seed"], p["augment"])
-    with data.strategy.scope():
-        model = build_cnn(len(classes), image_size, cfg)
-        compile_model(model, make_optimizer(cfg["optimizer"], cfg["learning_rate"], cfg["momentum"]))
+    cnn = cnn_fit(data, cfg, cfg, p["seed"], p["augment"])
+    model = cnn.model
     side = input_side(cfg, image_size)
     print(f"train: {len(train)} training / {len(data.val)} validation images of {image_size} px"
           f"{f' seen at {side} px' if side < image_size else ''}, "
@@ -34,7 +32,7 @@ def main() -> None:
 
     class_weight = class_weights(cfg["class_weight"], train.labels, len(classes))
     s = session.Session.start("train", params.declared("train", p), [paths.PREPARED])
-    result = fit(model, train_ds, val_ds, len(train), cfg["epochs"], patience=cfg["patience"],
+    result = fit(cnn.fitted, cnn.train, cnn.val, len(train), cfg["epochs"], patience=cfg["patience"],
                  reduce_lr_patience=cfg["reduce_lr_patience"], reduce_lr_factor=cfg["reduce_lr_factor"],
                  class_weight=class_weight, live=s.live, backup=s.backup)
 

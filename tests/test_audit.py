@@ -110,7 +110,7 @@ def test_planted_copies_are_found_and_scored(corpus):
     assert pairs[("train/Beta Motors/1.jpg", "test/Beta Motors/near.jpg")] == "near"
     assert audit.leaked_from_train(dups) == {"val/Alpha/copy.jpg", "val/Gamma-Works/resaved.jpg",
                                              "test/Beta Motors/near.jpg"}
-    summary = audit.summarize(layout, manifest, leakage, audit.read_planted(layout))
+    summary = audit.summarize(layout, manifest, leakage, "pad", audit.read_planted(layout))
     planted = summary["planted"]
     assert planted["recall"] == 1.0 and planted["found"] == 3
     assert planted["precision"] == round(3 / len(dups), 4)
@@ -146,9 +146,14 @@ def test_near_duplicates_in_blocks_match_brute_force():
 
 
 def test_recommended_size_rule():
-    assert audit.recommended_size(np.array([240, 250, 260])) == 224
-    assert audit.recommended_size(np.array([100, 120, 130])) == 96
-    assert audit.recommended_size(np.array([10, 12])) == 32
+    def rule(widths, heights, resize="crop"):
+        return audit.recommended_size(np.array(widths, float), np.array(heights, float), resize)
+    assert rule([240, 250, 260], [400, 400, 400]) == 224
+    assert rule([100, 120, 130], [100, 120, 130]) == 96
+    assert rule([10, 12], [10, 12]) == 32
+    # pad fits the long side into the square: 320 x 240 photos keep their pixels up to 320
+    assert rule([320] * 3, [240] * 3, "pad") == 288 and rule([320] * 3, [240] * 3, "stretch") == 224
+    assert rule([1200], [900], "pad") == 288   # at most 288
 
 
 def test_audit_stage_writes_its_outputs(corpus, tmp_path, monkeypatch):
@@ -259,7 +264,7 @@ def test_copies_under_two_brands_are_label_conflicts_not_leaks(corpus):
     assert "test/Beta Motors/conflict.jpg" not in audit.leaked_from_train(leakage.copies)
     kept = selection.select(manifest, leakage.copies, drop_leaked=True).splits["test"]
     assert "test/Beta Motors/conflict.jpg" in set(kept["path"])
-    summary = audit.summarize(layout, manifest, leakage)["duplicates"]
+    summary = audit.summarize(layout, manifest, leakage, "pad")["duplicates"]
     assert summary["label_conflicts"] == 1 and summary["label_conflict_pairs"][0]["class_b"] == "Beta Motors"
     assert summary["leaked_from_train"] == {"val": 2, "test": 1}     # the corpus's own leaks, not the conflict
 

@@ -90,14 +90,15 @@ def test_an_efficientnet_lite_transfer_model_exports_with_parity(project):
         assert checks[form]["top1_disagreements"] == 0 and checks[form]["max_abs_difference"] <= 1e-4
 
 
-def test_a_cnn_that_resizes_its_input_exports_with_parity(project):
+@pytest.mark.parametrize("seen", [16, 8])   # 8: downscaled by 4 in two layers
+def test_a_cnn_that_resizes_its_input_exports_with_parity(project, seen):
     """train.image_size below the prepared size puts a downscale in the model: the exported
     forms must run it, and in inference mode (batch norms on their moving statistics)."""
     from carbrands.models.cnn import build_cnn
     p = yaml.safe_load(open("params.yaml"))
     keras.utils.set_random_seed(0)
-    model = build_cnn(len(CLASSES), 32, {**p["train"], "image_size": 16})
-    assert model.get_layer("downscale").output.shape[1:3] == (16, 16)
+    model = build_cnn(len(CLASSES), 32, {**p["train"], "image_size": seen})
+    assert model.get_layer("downscale").output.shape[1:3] == (seen, seen)
     bundle.save_keras(model, paths.model("cnn"), bundle.make_info(CLASSES, 32, "pad"))
     stages.export.main()
     checks = json.loads((paths.EXPORTED / "parity.json").read_text())

@@ -5,10 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from carbrands import params
 from carbrands.errors import ParamError
-from carbrands.models.cnn import build_cnn
+import keras
+
+from carbrands.data.prepared import Split, downscaled
+from carbrands.models.cnn import after_augment_downscale, augment_factor, build_cnn
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,6 +50,33 @@ def test_larger_inputs_are_averaged_down_to_at_most_image_size_and_smaller_ones_
     small = build_cnn(3, 32, {**TINY, "image_size": 40})   # never enlarged
     assert "downscale" not in [layer.name for layer in small.layers]
     assert small.get_layer("block1_conv1").output.shape[1:3] == (32, 32)
+
+
+def test_a_downscale_of_4_or_more_is_split_where_training_augments():
+    """k = 4 (288 px seen at 72): averaged 2 x 2 before the augmenter, 2 x 2 in the model
+    after it; k = 3 (224 px seen at 74) stays one layer: the augmenter works on the prepared
+    images."""
+    assert [augment_factor({"image_size": 75}, size) for size in (64, 150, 224, 288, 450, 600)] == [1, 1, 1, 2, 3, 4]
+    model = build_cnn(3, 288, {**TINY, "image_size": 75})
+    assert [layer.name for layer in model.layers][1:4] == ["downscale_before_augment", "downscale", "rescale"]
+    assert model.get_layer("downscale").output.shape[1:3] == (72, 72)
+    single = build_cnn(3, 224, {**TINY, "image_size": 75})
+    assert "downscale_before_augment" not in [layer.name for layer in single.layers]
+    assert after_augment_downscale(single) is single
+
+
+def test_the_fitted_cnn_is_the_same_cnn_fed_images_averaged_down_beforehand():
+    model = build_cnn(3, 66, {**TINY, "image_size": 17})   # 4 x 4 blocks: 16 px, the last 2 rows and columns dropped
+    fitted = after_augment_downscale(model)
+    assert fitted.input_shape == (None, 33, 33, 3) and fitted.count_params() == model.count_params()
+    assert {id(v) for v in fitted.weights} == {id(v) for v in model.weights}   # shared, not copied
+    images = np.random.default_rng(0).integers(0, 256, (4, 66, 66, 3), dtype=np.uint8)
+    small = downscaled(Split(images, np.zeros(4, np.int32), []), 2).images
+    assert small.dtype == np.uint8 and small.shape == (4, 33, 33, 3)
+    layer = model.get_layer("downscale_before_augment")(images.astype(np.float32))
+    assert np.abs(small - keras.ops.convert_to_numpy(layer)).max() <= 0.5   # rounded to uint8
+    np.testing.assert_allclose(fitted.predict_on_batch(keras.ops.convert_to_numpy(layer)),
+                               model.predict_on_batch(images.astype(np.float32)), atol=1e-6)
 
 
 def test_blocks_follow_filters_and_convs_per_block():

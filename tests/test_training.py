@@ -9,6 +9,8 @@ from carbrands.data import pipeline, prepared
 from carbrands.data.augment import build_augmenter
 from carbrands.models.cnn import build_cnn
 from carbrands.training import compiling, devices, names
+from carbrands.training.cnn import cnn_fit
+from carbrands.training.session import Inputs
 from carbrands.training.fit import HISTORY_COLUMNS, fit, history_metrics
 
 TINY_CNN = {"image_size": 1024, "filters": [8, 16], "convs_per_block": 1, "dropout": [0.0, 0.1], "pooling": "global",
@@ -57,6 +59,23 @@ def test_fit_writes_a_sensible_history(tiny_prepared, capsys):
     assert metrics["best_val_accuracy"] == pytest.approx(history["val_accuracy"].max())
     assert metrics["params"] == model.count_params() > 0
     assert metrics["train_seconds"] == pytest.approx(result.seconds, abs=0.01)
+
+
+def test_a_cnn_that_downscales_by_4_is_fitted_on_images_averaged_down_by_2(tiny_prepared):
+    seeding.set_global_seed(0)
+    train, val = prepared.load_split(tiny_prepared, "train"), prepared.load_split(tiny_prepared, "val")
+    data = Inputs(prepared.load_classes(tiny_prepared), prepared.load_meta(tiny_prepared), train, val,
+                  tf.distribute.get_strategy(), 16)
+    cnn = cnn_fit(data, {**TINY_CNN, "image_size": 8}, {"optimizer": "adam", "learning_rate": 0.01}, 0, AUGMENT)
+    assert cnn.model.input_shape[1:3] == (32, 32) and cnn.fitted.input_shape[1:3] == (16, 16)
+    x, _ = next(iter(cnn.train.dataset()))
+    assert x.shape[1:3] == (16, 16)
+    before = cnn.model.predict_on_batch(val.images.astype(np.float32))
+    fit(cnn.fitted, cnn.train, cnn.val, len(train), epochs=1)
+    after = cnn.model.predict_on_batch(val.images.astype(np.float32))
+    assert not np.allclose(before, after)   # fitting the view trained the model it saves
+    small = prepared.downscaled(val, 2).images.astype(np.float32)
+    np.testing.assert_allclose(cnn.fitted.predict_on_batch(small), after, atol=0.02)
 
 
 @pytest.mark.slow  # two trainings, ~12 s

@@ -33,7 +33,7 @@ CENTRE = 0.9
 DUPLICATE_COLUMNS = ["kind", "distance", "method", "score", "path_a", "split_a", "path_b", "split_b",
                      "class_a", "class_b"]
 # candidate model input sides; see recommended_size
-INPUT_SIZES = (32, 48, 64, 96, 128, 160, 192, 224)
+INPUT_SIZES = (32, 48, 64, 96, 128, 160, 192, 224, 256, 288)
 _LISTED = 50  # label conflicts listed in the summary (all are in label_conflicts.csv)
 _BLOCK = 512  # rows per block of the Hamming-distance matrix (512 x 16k uint64 = 64 MB)
 
@@ -278,15 +278,19 @@ def _ratio(num: int, den: int) -> float | None:
 
 # -- summary -------------------------------------------------------------------
 
-def recommended_size(short_sides: np.ndarray) -> int:
-    """The model input side to suggest for this data.
+def recommended_size(widths: np.ndarray, heights: np.ndarray, resize: str) -> int:
+    """The model input side to suggest for this data, prepared with data.resize `resize`.
 
-    Rule: the largest of INPUT_SIZES not above the median short side of the usable
-    images (upscaling adds no information, only cost), capped at 224 (where common
-    ImageNet backbones work and a CPU can still train), and at least 32."""
-    if not len(short_sides):
+    Rule: the largest of INPUT_SIZES not above the median of the side that the resize
+    mode maps onto the model's side (upscaling adds no information, only cost): the
+    long side for pad (the whole image fits the square, so a 320 x 240 photo keeps all
+    its pixels at 320), the short side for crop and stretch. At least 32 and at most
+    288: there Lite0, fine-tuned, scored 2.5 points higher on validation than at 224
+    for 1.3x the time (docs/benchmarks.md); VGG16 costs 1.65x at 288."""
+    if not len(widths):
         return INPUT_SIZES[0]
-    median = float(np.median(short_sides))
+    side = np.maximum(widths, heights) if resize == "pad" else np.minimum(widths, heights)
+    median = float(np.median(side))
     return max([s for s in INPUT_SIZES if s <= median], default=INPUT_SIZES[0])
 
 
@@ -307,8 +311,8 @@ def _quantiles(values: np.ndarray) -> dict:
     return {k: round(float(v), 3) for k, v in zip(("min", "p05", "p25", "median", "p75", "p95", "max"), q)}
 
 
-def summarize(layout: Layout, manifest: pd.DataFrame, leakage: Leakage, planted: pd.DataFrame | None = None,
-              ) -> dict:
+def summarize(layout: Layout, manifest: pd.DataFrame, leakage: Leakage, resize: str,
+              planted: pd.DataFrame | None = None) -> dict:
     ok = manifest[manifest["verdict"] == "ok"]
     duplicates, conflicts = leakage.copies, leakage.conflicts
     w, h = ok["width"].to_numpy(float), ok["height"].to_numpy(float)
@@ -337,7 +341,7 @@ def summarize(layout: Layout, manifest: pd.DataFrame, leakage: Leakage, planted:
         "image_size": {"width": _quantiles(w), "height": _quantiles(h),
                        "aspect_w_over_h": _quantiles(w / np.maximum(h, 1)),
                        "short_side": _quantiles(np.minimum(w, h))},
-        "recommended_size": recommended_size(np.minimum(w, h)),
+        "recommended_size": recommended_size(w, h, resize),
         "duplicates": {
             "cross_split_pairs": len(duplicates),
             "cross_split_exact": int((duplicates["kind"] == "exact").sum()),

@@ -51,6 +51,23 @@ def load_split(prepared_dir: str | Path, split: str) -> Split:
     return Split(images=images, labels=labels, paths=paths)
 
 
+def downscaled(split: Split, factor: int, rows: int = 256) -> Split:
+    """The split with each factor x factor block of pixels averaged into one, as the
+    CNN's AveragePooling2D layers do it, rows and columns that fill no whole block
+    dropped, held in memory. Averages are rounded to uint8: within half a grey level
+    of the layer's own, far inside what augmentation changes. The split itself for
+    factor 1."""
+    if factor == 1:
+        return split
+    n, height, width, channels = split.images.shape
+    h, w = height // factor, width // factor
+    out = np.empty((n, h, w, channels), np.uint8)
+    for start in range(0, n, rows):   # a memory-mapped split is read a slice at a time
+        block = np.asarray(split.images[start:start + rows, :h * factor, :w * factor], np.float32)
+        out[start:start + rows] = np.rint(block.reshape(-1, h, factor, w, factor, channels).mean(axis=(2, 4)))
+    return Split(out, split.labels, split.paths)
+
+
 class SplitWriter:
     """Writes one split's arrays row by row into a memory-mapped .npy, so the whole
     dataset is never held in memory at once."""
