@@ -2,14 +2,14 @@
 import copy
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import yaml
-from carbrands import params
-from carbrands.errors import ParamError
-import keras
 
+from carbrands import params
 from carbrands.data.prepared import Split, downscaled
+from carbrands.errors import ParamError
 from carbrands.models.cnn import after_augment_downscale, augment_factor, build_cnn
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ from carbrands.data.augment import build_augmenter
 from carbrands.models.cnn import build_cnn
 from carbrands.training import compiling, devices, names
 from carbrands.training.cnn import cnn_fit
-from carbrands.training.session import Inputs
 from carbrands.training.fit import HISTORY_COLUMNS, fit, history_metrics
+from carbrands.training.session import Inputs
 
 TINY_CNN = {"image_size": 1024, "filters": [8, 16], "convs_per_block": 1, "dropout": [0.0, 0.1], "pooling": "global",
             "dense_units": 16, "head_dropout": 0.0}
