@@ -16,13 +16,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from carbrands import files, params, seeding  # noqa: E402
 from carbrands.data import prepared  # noqa: E402
-from carbrands.data.pipeline import train_val_datasets  # noqa: E402
-from carbrands.models.cnn import build_cnn  # noqa: E402
+from carbrands.training.cnn import cnn_fit  # noqa: E402
 from carbrands.training.compiling import compile_model, make_optimizer  # noqa: E402
 from carbrands.training.devices import set_mixed_precision  # noqa: E402
+from carbrands.training.session import Inputs  # noqa: E402
 
 WARMUP = 2  # steps before timing: graph tracing, the first shuffle-buffer fill
 
@@ -32,16 +33,18 @@ def main(data: Path, steps: int, out: Path) -> None:
     cfg = p["train"]
     seeding.set_global_seed(p["seed"])
     set_mixed_precision(cfg["mixed_precision"])
-    size = prepared.load_meta(data)["image_size"]
-    classes = prepared.load_classes(data)
+    meta, classes = prepared.load_meta(data), prepared.load_classes(data)
+    size = meta["image_size"]
     train, val = prepared.load_split(data, "train"), prepared.load_split(data, "val")
     bs = cfg["batch_size"]
 
     # built once, as the train stage builds it: its memory (the arrays) is then what the
     # stage holds; epoch 0 over and over (the stage draws a new order every epoch, at the
     # same cost)
-    train_epochs, val_ds = train_val_datasets(train, val, bs, p["seed"], p["augment"])
-    train_ds, val_ds = train_epochs.dataset().repeat(), val_ds.repeat()
+    cnn = cnn_fit(Inputs(classes, meta, train, val, tf.distribute.get_strategy(), bs), cfg, cfg, p["seed"],
+                  p["augment"])
+    model, fed = cnn.fitted, cnn.fitted.input_shape[1]   # the side the augmenter works at
+    train_ds, val_ds = cnn.train.dataset().repeat(), cnn.val.repeat()
 
     # the input pipeline alone; its first batch waits for the first batches to be read and
     # augmented, which the train stage also waits for at the start of its stream
@@ -52,13 +55,11 @@ def main(data: Path, steps: int, out: Path) -> None:
     input_s = _iterate_seconds(batches, steps)
     del batches  # frees its prefetched batches
 
-    noop = keras.Sequential([keras.Input((size, size, 3)), keras.layers.GlobalAveragePooling2D(),
+    noop = keras.Sequential([keras.Input((fed, fed, 3)), keras.layers.GlobalAveragePooling2D(),
                              keras.layers.Dense(len(classes), activation="softmax")], name="noop")
     compile_model(noop, make_optimizer(cfg["optimizer"], cfg["learning_rate"]))
     noop_s = _fit_seconds(noop, train_ds, steps)
 
-    model = build_cnn(len(classes), size, cfg)
-    compile_model(model, make_optimizer(cfg["optimizer"], cfg["learning_rate"], cfg["momentum"]))
     step_s = _fit_seconds(model, train_ds, steps)
     # one augmented batch, cached and repeated: the model's speed with no input work at all
     cached_s = _fit_seconds(model, train_ds.take(1).cache().repeat(), steps)
