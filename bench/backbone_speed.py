@@ -3,8 +3,11 @@ training step fine-tuning from a given layer (batch norm frozen, as the transfer
 stage trains), with random weights on one cached batch, so no input work is timed.
 The backbones take turns over rounds; medians over all timed steps.
 
-    .venv/bin/python bench/backbone_speed.py [--backbones B ...] [--sizes 224 260] [--steps 4] [--rounds 3]
-                                             [--deterministic] [--tiny]
+    .venv/bin/python bench/backbone_speed.py [--backbones B ...] [--unfreeze-from L ...] [--sizes 224 260]
+                                             [--batch 32] [--steps 4] [--rounds 3] [--deterministic] [--tiny]
+
+--unfreeze-from replaces each backbone's default cases (auto, all) with these cuts
+(transfer.fine_tune.unfreeze_from values: auto, all, a layer's name).
 
 --deterministic turns op determinism on, as the stages do by default
 (train.deterministic); run it with and without, back to back, for its price.
@@ -56,6 +59,7 @@ def make_case(backbone: str, unfreeze_from: str, size: int, batch: int):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backbones", nargs="+", help="only these backbones (all their cases)")
+    ap.add_argument("--unfreeze-from", nargs="+", help="fine-tune from these instead of auto and all")
     ap.add_argument("--sizes", nargs="+", type=int, default=[224])
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=4)
@@ -66,6 +70,8 @@ def main() -> None:
     if args.tiny:
         args.sizes, args.batch, args.steps, args.rounds = [32], 4, 1, 1
     cases = [c for c in DEFAULT_CASES if not args.backbones or c[0] in args.backbones]
+    if args.unfreeze_from:
+        cases = [(b, u) for b in dict(cases) for u in args.unfreeze_from]
     if args.tiny:
         cases = [("efficientnet_lite0", "all")]
     seeding.set_global_seed(0, args.deterministic)

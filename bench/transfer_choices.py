@@ -26,9 +26,12 @@ from carbrands.models.weights import weights_filename  # noqa: E402
 # each a change from params.yaml's transfer section, which the first row runs as it is
 VARIANTS = {
     "defaults": {},
-    "fine-tuned from block6a, cached": {"fine_tune": {"unfreeze_from": "auto", "augment": False, "epochs": 5}},
+    "fine-tuned from block6a, cached": {"fine_tune": {"unfreeze_from": "block6a_expand_conv", "augment": False,
+                                                      "epochs": 5}},
     "no fine-tuning": {"fine_tune": {"epochs": 0}},
     "fine_tune epochs 2": {"fine_tune": {"epochs": 2}},
+    "fine-tuned whole": {"fine_tune": {"unfreeze_from": "all"}},
+    "fine-tuned from block4a": {"fine_tune": {"unfreeze_from": "block4a_expand_conv"}},
     "fine_tune epochs 5": {"fine_tune": {"epochs": 5}},
     "fine_tune learning_rate 1e-4": {"fine_tune": {"learning_rate": 0.0001}},
     "fine_tune learning_rate 5e-4": {"fine_tune": {"learning_rate": 0.0005}},

@@ -1,15 +1,19 @@
 """The prepare stage: arrays, labels, dropped leaks, metrics; and the real-photo fixture end to end."""
 import json
+import re
 import shutil
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import yaml
 from PIL import Image
 
 from carbrands.data.images import load_for_model
-from carbrands.data.prepared import load_classes, load_meta, load_split
+from carbrands.data.pipeline import Epochs
+from carbrands.data.prepared import Split, SplitWriter, downscaled, load_classes, load_meta, load_split
+from carbrands.training.transfer import frozen_features
 from stages import audit, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,3 +112,56 @@ def test_photos_of_any_size_and_aspect_are_prepared(tmp_path, mode):
         Image.new("RGB", (w, h), (i * 40, 100, 200)).save(tmp_path / f"{i}.jpg")
         image = load_for_model(tmp_path / f"{i}.jpg", 224, mode, 40_000_000)
         assert image.shape == (224, 224, 3) and image.dtype == np.uint8
+
+
+
+def _resident_mb(path: Path) -> float:
+    """How much of the file at `path` this process has mapped in (Linux's smaps)."""
+    rss, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):   # a mapping's header, its file last
+            inside = line.split()[-1] == str(path)
+        elif inside and line.startswith("Rss:"):
+            rss += int(line.split()[1])
+    return rss / 1024
+
+
+def _read_slices(images):   # how any reader reads, without releasing: the control
+    for start in range(0, len(images), 8):
+        np.asarray(images[start:start + 8]).sum()
+
+
+def _read_streamed(images):
+    for _ in Epochs(images, np.zeros(len(images), np.int32), 8, 0, shuffle=False, streamed=True).dataset():
+        pass
+
+
+def _read_features(images):
+    pooled = keras.Sequential([keras.Input(images.shape[1:]), keras.layers.GlobalAveragePooling2D()])
+    frozen_features(pooled, images, 8, "train", (False, True))
+
+
+READERS = {"plain slices (control)": _read_slices, "streamed input pipeline": _read_streamed,
+           "cached features": _read_features,
+           "CNN's downscale": lambda images: downscaled(Split(images, np.zeros(len(images), np.int32), []), 2)}
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/self/smaps")
+@pytest.mark.parametrize("reader", READERS)
+def test_readers_release_the_pages_they_map(tmp_path, reader):
+    """A split read whole stays mapped in the process unless its reader releases the
+    pages: the writer and the readers that go through a whole split do."""
+    writer = SplitWriter(tmp_path / "train", 300, 128)   # 300 images of 128 px: 14 MB
+    rng = np.random.default_rng(0)
+    for row in range(300):
+        writer.put(row, rng.integers(0, 256, (128, 128, 3), np.uint8), 0, f"{row}.jpg")
+    file = tmp_path / "train/images.npy"
+    assert _resident_mb(file) < 4, "the writer keeps what it wrote mapped"
+    writer.close()
+    images = load_split(tmp_path, "train").images
+    READERS[reader](images)
+    resident = _resident_mb(file)
+    if reader.endswith("(control)"):
+        assert resident > 10, f"only {resident:.1f} MB mapped: this test cannot see mapped pages"
+    else:
+        assert resident < 4, f"{resident:.1f} MB of the 14 MB file still mapped"

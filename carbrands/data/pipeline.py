@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from carbrands.data.augment import Augmenter, build_augmenter
-from carbrands.data.prepared import Split
+from carbrands.data.prepared import Split, release
 from carbrands.seeding import op_determinism_enabled
 
 # Splits up to this size are held in memory as uint8 (1,500 images of 64x64 are
@@ -103,6 +103,7 @@ class Epochs:
         if not streamed:
             # one read of the memmap; gathering from in-memory tensors is the fastest source
             x, y = tf.constant(np.ascontiguousarray(self.images)), tf.constant(labels)
+            release(self.images)
             return (lambda idx: (tf.gather(x, idx), tf.gather(y, idx))), False
         images = self.images
         # float16 caches are widened here, in numpy: TensorFlow's float16 cast falls back
@@ -112,7 +113,9 @@ class Epochs:
 
         def read(idx):
             rows = np.sort(idx)  # ascending rows read the file front to back
-            return images[rows].astype(wide, copy=False), labels[rows]
+            x = images[rows].astype(wide, copy=False)
+            release(images)
+            return x, labels[rows]
 
         def reader(idx):
             x, y = tf.numpy_function(read, [idx], (dtype, tf.int32))

@@ -28,9 +28,10 @@ def augment_factor(cfg: dict, input_size: int) -> int:
     """p: a training stage averages p x p pixels of the prepared images into one before
     augmenting them, so the augmenter works on (input_size / p) px, at least twice the
     side the CNN sees: the largest divisor of the downscale factor k that leaves the
-    model a downscale of 2 or more (1 when k has none: k = 2, 3, 5). Augmenting at the
-    seen side itself, before any downscale, scored 2.5 points lower on validation
-    (docs/benchmarks.md); the last 2 x 2 average keeps the resampling's antialiasing."""
+    model a downscale of 2 or more (1 when k has none: k = 2, 3, 5). Averaging all the
+    way down to the seen side first (p = k) and augmenting there scored 2.5 points
+    lower on validation (docs/benchmarks.md): a model average of 2 x 2 or more after
+    the augmenter smooths what its resampling leaves jagged."""
     k = downscale_factor(cfg, input_size)
     return max((p for p in range(1, k // 2 + 1) if k % p == 0), default=1)
 
