@@ -1,5 +1,6 @@
 """Stage `transfer`: a pretrained backbone with a new dense head, trained in two
-phases (head only, then the last backbone block too).
+phases (the head alone, then the backbone from transfer.fine_tune.unfreeze_from on
+with it).
 
 Outputs: models/transfer.keras (raw 0..255 images in, like the CNN, with its class names),
 dvclive/transfer/ (per-epoch metrics of both phases through DVCLive),

@@ -114,7 +114,6 @@ def test_photos_of_any_size_and_aspect_are_prepared(tmp_path, mode):
         assert image.shape == (224, 224, 3) and image.dtype == np.uint8
 
 
-
 def _resident_mb(path: Path) -> float:
     """How much of the file at `path` this process has mapped in (Linux's smaps)."""
     rss, inside = 0, False
