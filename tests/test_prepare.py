@@ -13,6 +13,7 @@ from PIL import Image
 from carbrands.data.images import load_for_model
 from carbrands.data.pipeline import Epochs
 from carbrands.data.prepared import Split, SplitWriter, downscaled, load_classes, load_meta, load_split
+from carbrands.models.inference import batched_probabilities
 from carbrands.training.transfer import frozen_features
 from stages import audit, prepare
 
@@ -142,6 +143,7 @@ def _read_features(images):
 
 READERS = {"plain slices (control)": _read_slices, "streamed input pipeline": _read_streamed,
            "cached features": _read_features,
+           "predictions": lambda images: batched_probabilities(lambda x: x.mean(axis=(1, 2)), images, 3),
            "CNN's downscale": lambda images: downscaled(Split(images, np.zeros(len(images), np.int32), []), 2)}
 
 
@@ -149,7 +151,8 @@ READERS = {"plain slices (control)": _read_slices, "streamed input pipeline": _r
 @pytest.mark.parametrize("reader", READERS)
 def test_readers_release_the_pages_they_map(tmp_path, reader):
     """A split read whole stays mapped in the process unless its reader releases the
-    pages: the writer and the readers that go through a whole split do."""
+    pages: the writer and the readers that go through a whole split (training,
+    cached features, the CNN's downscale, evaluation's and export's predictions) do."""
     writer = SplitWriter(tmp_path / "train", 300, 128)   # 300 images of 128 px: 14 MB
     rng = np.random.default_rng(0)
     for row in range(300):

@@ -100,14 +100,12 @@ class SplitWriter:
             shape=(count, image_size, image_size, 3))
         self.labels = np.zeros(count, dtype=np.int32)
         self.paths = [""] * count
-        self.written = 0
 
     def put(self, row: int, image: np.ndarray, label: int, path: str) -> None:
         self.images[row] = image
         self.labels[row] = label
         self.paths[row] = path
-        self.written += 1
-        if self.written % RELEASE_EVERY == 0:
+        if (row + 1) % RELEASE_EVERY == 0:   # rows are put in order (data/selection.py)
             release(self.images)   # written pages stay in the file's cache: nothing is lost
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from carbrands.data.prepared import release
 from carbrands.errors import DataError, first_line
 
 # images a prediction batch: at 224 px VGG16 holds about 40 MB of activations per image,
@@ -40,6 +41,9 @@ def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: in
 def batched_probabilities(predict, images: np.ndarray, n_classes: int, batch_size: int = PREDICT_BATCH) -> np.ndarray:
     """predict(float32 batch) -> probabilities, batch by batch, as float64 (N, C): a
     memory-mapped split is never copied to float32 as a whole."""
-    out = [np.asarray(predict(np.asarray(images[start:start + batch_size], np.float32)), np.float64)
-           for start in range(0, len(images), batch_size)]
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = np.asarray(images[start:start + batch_size], np.float32)
+        release(images)
+        out.append(np.asarray(predict(batch), np.float64))
     return np.concatenate(out) if out else np.zeros((0, n_classes))
