@@ -67,6 +67,15 @@ def release(images: np.ndarray) -> None:
         mapping.madvise(mmap.MADV_DONTNEED)
 
 
+def float_batches(images: np.ndarray, batch_size: int):
+    """(first row, float32 batch) over a uint8 array, batch by batch, so a memory-mapped
+    split is never copied to float32 whole; each batch's pages are released once read."""
+    for start in range(0, len(images), batch_size):
+        batch = np.asarray(images[start:start + batch_size], np.float32)
+        release(images)
+        yield start, batch
+
+
 def downscaled(split: Split, factor: int, rows: int = 256) -> Split:
     """The split with each factor x factor block of pixels averaged into one, as the
     CNN's AveragePooling2D layers do it, rows and columns that fill no whole block
@@ -78,10 +87,9 @@ def downscaled(split: Split, factor: int, rows: int = 256) -> Split:
     n, height, width, channels = split.images.shape
     h, w = height // factor, width // factor
     out = np.empty((n, h, w, channels), np.uint8)
-    for start in range(0, n, rows):   # a memory-mapped split is read a slice at a time
-        block = np.asarray(split.images[start:start + rows, :h * factor, :w * factor], np.float32)
+    for start, block in float_batches(split.images, rows):
+        block = block[:, :h * factor, :w * factor]
         out[start:start + rows] = np.rint(block.reshape(-1, h, factor, w, factor, channels).mean(axis=(2, 4)))
-        release(split.images)
     return Split(out, split.labels, split.paths)
 
 

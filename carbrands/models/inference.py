@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from carbrands.data.prepared import release
+from carbrands.data.prepared import float_batches
 from carbrands.errors import DataError, first_line
 
 # images a prediction batch: at 224 px VGG16 holds about 40 MB of activations per image,
@@ -39,11 +39,7 @@ def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: in
 
 
 def batched_probabilities(predict, images: np.ndarray, n_classes: int, batch_size: int = PREDICT_BATCH) -> np.ndarray:
-    """predict(float32 batch) -> probabilities, batch by batch, as float64 (N, C): a
-    memory-mapped split is never copied to float32 as a whole."""
-    out = []
-    for start in range(0, len(images), batch_size):
-        batch = np.asarray(images[start:start + batch_size], np.float32)
-        release(images)
-        out.append(np.asarray(predict(batch), np.float64))
+    """predict(float32 batch) -> probabilities, batch by batch (prepared.float_batches),
+    as float64 (N, C)."""
+    out = [np.asarray(predict(batch), np.float64) for _, batch in float_batches(images, batch_size)]
     return np.concatenate(out) if out else np.zeros((0, n_classes))

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from carbrands.data.pipeline import Epochs, train_val_datasets
-from carbrands.data.prepared import Split, release
+from carbrands.data.prepared import Split, float_batches
 from carbrands.errors import ParamError
 from carbrands.models.transfer import Parts, set_phase
 from carbrands.progress import Progress
@@ -59,9 +59,7 @@ def frozen_features(frozen: keras.Model, images: np.ndarray, batch_size: int, la
     progress = Progress(f"features {label}", len(images) * len(mirrors))
     out = None
     for copy, mirror in enumerate(mirrors):
-        for start in range(0, len(images), batch_size):
-            batch = np.asarray(images[start:start + batch_size], np.float32)
-            release(images)
+        for start, batch in float_batches(images, batch_size):
             # predict_on_batch runs the compiled graph: calling the model eagerly was 3x
             # slower for EfficientNet-Lite (many small layers) on 2 CPU cores
             values = np.asarray(frozen.predict_on_batch(np.ascontiguousarray(batch[:, :, ::-1]) if mirror else batch))
