@@ -20,7 +20,8 @@ from devtools.projects import merge
 def parse_args(doc: str, variants: dict) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("data_dir", type=Path)
-    ap.add_argument("--image-size", default="224", help="data.image_size: pixels or auto")
+    ap.add_argument("--image-size", default="auto",
+                    help="data.image_size: auto (the audit's choice, as at the real-photo settings) or pixels")
     ap.add_argument("--only", nargs="+", choices=list(variants), help="run these variants only")
     ap.add_argument("--seed", type=int, help="params' seed (default: params.yaml's): another draw of every variant")
     ap.add_argument("--tiny", action="store_true")

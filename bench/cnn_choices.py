@@ -2,13 +2,14 @@
 size first), on any folder in the Kaggle layout (real photos), in one temporary copy
 of the project.
 
-audit and prepare run once (at --image-size, the size the transfer backbone wants);
+audit and prepare run once (at --image-size: by default the audit's choice, the size the
+transfer backbone gets);
 then, per variant, `train` and `evaluate cnn` run as their own processes with that
 variant's params. Printed per variant: the best validation accuracy (what a choice
 is made on), test accuracy with the 95 % bootstrap interval and macro F1 (reported,
 not chosen on), epochs, training images/s and the train stage's seconds.
 
-    .venv/bin/python bench/cnn_choices.py DATA_DIR [--image-size 224] [--only NAME ...] [--seed N] [--tiny]
+    .venv/bin/python bench/cnn_choices.py DATA_DIR [--image-size auto] [--only NAME ...] [--seed N] [--tiny]
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ on), and the transfer stage's seconds. A variant with another backbone runs
 `pretrained` again first. One seed each: on a couple of hundred
 validation photos, differences of 2 to 3 points are within the noise.
 
-    .venv/bin/python bench/transfer_choices.py DATA_DIR [--image-size 224] [--only NAME ...] [--seed N] [--tiny]
+    .venv/bin/python bench/transfer_choices.py DATA_DIR [--image-size auto] [--only NAME ...] [--seed N] [--tiny]
 """
 from __future__ import annotations
 
