@@ -12,7 +12,7 @@ from PIL import Image
 
 from carbrands.data.images import load_for_model
 from carbrands.data.pipeline import Epochs
-from carbrands.data.prepared import Split, SplitWriter, downscaled, load_classes, load_meta, load_split
+from carbrands.data.prepared import Split, SplitWriter, downscaled, float_batches, load_classes, load_meta, load_split
 from carbrands.models.inference import batched_probabilities
 from carbrands.training.transfer import frozen_features
 from stages import audit, prepare
@@ -167,3 +167,12 @@ def test_readers_release_the_pages_they_map(tmp_path, reader):
         assert resident > 10, f"only {resident:.1f} MB mapped: this test cannot see mapped pages"
     else:
         assert resident < 4, f"{resident:.1f} MB of the 14 MB file still mapped"
+
+
+def test_float_batches_give_every_row_once_in_order_as_float32(tmp_path):
+    images = np.arange(5 * 2 * 2 * 3, dtype=np.uint8).reshape(5, 2, 2, 3)
+    np.save(tmp_path / "images.npy", images)
+    batches = list(float_batches(np.load(tmp_path / "images.npy", mmap_mode="r"), 2))
+    assert [start for start, _ in batches] == [0, 2, 4]
+    assert all(batch.dtype == np.float32 for _, batch in batches)
+    np.testing.assert_array_equal(np.concatenate([batch for _, batch in batches]), images)
