@@ -53,9 +53,7 @@ def _report(s: dict) -> None:
           f"{dup['lookalikes_not_copies']} look-alike pairs found not to be copies; "
           f"recommended input size {s['recommended_size']}px")
     if "planted" in s:
-        pl = s["planted"]
-        print(f"audit: planted copies found {pl['found']}/{pl['planted_pairs']} (recall {pl['recall']}), "
-              f"precision {pl['precision']} ({pl['detected_pairs'] - pl['explained_by_planting']} unplanted pairs)")
+        print(f"audit: {audit.planted_summary(s['planted'])}")
 
 
 if __name__ == "__main__":

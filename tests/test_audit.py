@@ -134,6 +134,21 @@ def test_unplanted_pairs_lower_precision():
     s = audit.planted_scores(dups, planted)
     assert s["recall"] == round(2 / 3, 4) and s["precision"] == round(2 / 3, 4)
     assert s["missed"] == ["t/c -> v/c"] and s["unexplained_pairs"] == ["t/x ~ v/y"]
+    assert audit.planted_summary(s) == "planted copies: recall 0.67 (2/3 found), precision 0.67 (1 unplanted pairs)"
+
+
+def test_planted_scores_with_nothing_to_count_are_summarised():
+    """A synthetic set drawn with no planted copies (synth.planted_exact and planted_near
+    0) has no recall; one where nothing was detected has no precision. The report's
+    sentence says so instead of failing to format None."""
+    columns = {"kind": [], "distance": [], "path_a": [], "split_a": [], "path_b": [], "split_b": []}
+    nothing_planted = audit.planted_scores(pd.DataFrame(columns), pd.DataFrame({"kind": [], "source": [], "copy": []}))
+    assert nothing_planted["recall"] is None
+    assert audit.planted_summary(nothing_planted) == "planted copies: none planted, nothing to score"
+    nothing_found = audit.planted_scores(pd.DataFrame(columns),
+                                         pd.DataFrame({"kind": ["exact"], "source": ["t/a"], "copy": ["v/a"]}))
+    assert nothing_found["precision"] is None
+    assert audit.planted_summary(nothing_found) == "planted copies: recall 0.00 (0/1 found), no pair detected"
 
 
 def test_near_duplicates_in_blocks_match_brute_force():

@@ -259,6 +259,18 @@ def planted_scores(duplicates: pd.DataFrame, planted: pd.DataFrame) -> dict:
     }
 
 
+def planted_summary(scores: dict) -> str:
+    """planted_scores in a few words, for the audit's log and the report: recall and
+    precision are None where there is nothing to count (no copy planted, no pair found)."""
+    if not scores["planted_pairs"]:
+        return "planted copies: none planted, nothing to score"
+    found = f"planted copies: recall {scores['recall']:.2f} ({scores['found']}/{scores['planted_pairs']} found)"
+    if scores["precision"] is None:
+        return f"{found}, no pair detected"
+    unplanted = scores["detected_pairs"] - scores["explained_by_planting"]
+    return f"{found}, precision {scores['precision']:.2f} ({unplanted} unplanted pairs)"
+
+
 def _families(edges: Iterable[tuple[str, str]]) -> dict[str, int]:
     """path -> the number of its connected component in the graph of (source, copy) edges."""
     edges = list(edges)

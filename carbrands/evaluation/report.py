@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from carbrands import paths
+from carbrands.data.audit import planted_summary
 from carbrands.errors import DataError
 from carbrands.evaluation import comparison
 from carbrands.files import read_json
@@ -141,10 +142,8 @@ def build(root: Path, runs: pd.DataFrame, transfer_label: str, pretrained: bool)
     leak = (f"Leakage: {dup['cross_split_pairs']} duplicate pairs across splits "
             f"({dup['cross_split_exact']} exact, {dup['cross_split_near']} near); "
             f"dropped from val/test: {sum(dropped.values())}.")
-    planted = audit.get("planted")
-    if planted:
-        leak += (f" Against the synthesizer's planted copies: recall {planted['recall']:.2f}, "
-                 f"precision {planted['precision']:.2f} ({planted['found']}/{planted['planted_pairs']} found).")
+    if audit.get("planted"):
+        leak += f" The synthesizer's {planted_summary(audit['planted'])}."
     checked = dup["near_checked_by"]
     r.add(leak + f" Near candidates (close perceptual hashes) are confirmed as copies by geometry, the share of "
           f"keypoints one transform fits ({checked.get('geometry', 0)} candidates), or by pixels where an image has "
