@@ -10,6 +10,7 @@ from __future__ import annotations
 from carbrands import files, params, paths, stage
 from carbrands.data import audit, audit_figures
 from carbrands.data.layout import class_names, discover
+from carbrands.data.planted import planted_summary
 
 
 def main() -> None:
@@ -53,7 +54,7 @@ def _report(s: dict) -> None:
           f"{dup['lookalikes_not_copies']} look-alike pairs found not to be copies; "
           f"recommended input size {s['recommended_size']}px")
     if "planted" in s:
-        print(f"audit: {audit.planted_summary(s['planted'])}")
+        print(f"audit: {planted_summary(s['planted'])}")
 
 
 if __name__ == "__main__":

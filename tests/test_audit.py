@@ -13,6 +13,7 @@ from PIL import Image
 
 from carbrands.data import audit, copies, selection
 from carbrands.data.layout import discover
+from carbrands.data.planted import planted_scores, planted_summary
 from devtools import planted_copies
 from stages import audit as audit_stage
 
@@ -119,7 +120,7 @@ def test_planted_copies_are_found_and_scored(corpus):
     assert summary["duplicates"]["leaked_from_train"] == {"val": 2, "test": 1}
     assert summary["splits"]["val"] == {"images": 3 * 2 + 2, "origin": "original"}
     # a detector that missed the near copy is scored as such
-    exact_only = audit.planted_scores(dups[dups["kind"] == "exact"], audit.read_planted(layout))
+    exact_only = planted_scores(dups[dups["kind"] == "exact"], audit.read_planted(layout))
     assert exact_only["by_kind"]["near"]["recall"] == 0.0 and exact_only["by_kind"]["exact"]["recall"] == 1.0
     assert exact_only["recall"] == round(2 / 3, 4)
     assert exact_only["missed"] == ["train/Beta Motors/1.jpg -> test/Beta Motors/near.jpg"]
@@ -131,10 +132,10 @@ def test_unplanted_pairs_lower_precision():
                          "path_b": ["v/a", "v/b", "v/y"], "split_b": ["val"] * 3})
     planted = pd.DataFrame({"kind": ["exact", "near", "near"], "source": ["t/a", "t/b", "t/c"],
                             "copy": ["v/a", "v/b", "v/c"]})
-    s = audit.planted_scores(dups, planted)
+    s = planted_scores(dups, planted)
     assert s["recall"] == round(2 / 3, 4) and s["precision"] == round(2 / 3, 4)
     assert s["missed"] == ["t/c -> v/c"] and s["unexplained_pairs"] == ["t/x ~ v/y"]
-    assert audit.planted_summary(s) == "planted copies: recall 0.67 (2/3 found), precision 0.67 (1 unplanted pairs)"
+    assert planted_summary(s) == "planted copies: recall 0.67 (2/3 found), precision 0.67 (1 unplanted pairs)"
 
 
 def test_planted_scores_with_nothing_to_count_are_summarised():
@@ -142,13 +143,13 @@ def test_planted_scores_with_nothing_to_count_are_summarised():
     0) has no recall; one where nothing was detected has no precision. The report's
     sentence says so instead of failing to format None."""
     columns = {"kind": [], "distance": [], "path_a": [], "split_a": [], "path_b": [], "split_b": []}
-    nothing_planted = audit.planted_scores(pd.DataFrame(columns), pd.DataFrame({"kind": [], "source": [], "copy": []}))
+    nothing_planted = planted_scores(pd.DataFrame(columns), pd.DataFrame({"kind": [], "source": [], "copy": []}))
     assert nothing_planted["recall"] is None
-    assert audit.planted_summary(nothing_planted) == "planted copies: none planted, nothing to score"
-    nothing_found = audit.planted_scores(pd.DataFrame(columns),
+    assert planted_summary(nothing_planted) == "planted copies: none planted, nothing to score"
+    nothing_found = planted_scores(pd.DataFrame(columns),
                                          pd.DataFrame({"kind": ["exact"], "source": ["t/a"], "copy": ["v/a"]}))
     assert nothing_found["precision"] is None
-    assert audit.planted_summary(nothing_found) == "planted copies: recall 0.00 (0/1 found), no pair detected"
+    assert planted_summary(nothing_found) == "planted copies: recall 0.00 (0/1 found), no pair detected"
 
 
 def test_near_duplicates_in_blocks_match_brute_force():

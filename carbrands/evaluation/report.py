@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from carbrands import paths
-from carbrands.data.audit import planted_summary
+from carbrands.data.planted import planted_summary
 from carbrands.errors import DataError
 from carbrands.evaluation import comparison
 from carbrands.files import read_json
