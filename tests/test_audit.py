@@ -147,7 +147,7 @@ def test_planted_scores_with_nothing_to_count_are_summarised():
     assert nothing_planted["recall"] is None
     assert planted_summary(nothing_planted) == "planted copies: none planted, nothing to score"
     nothing_found = planted_scores(pd.DataFrame(columns),
-                                         pd.DataFrame({"kind": ["exact"], "source": ["t/a"], "copy": ["v/a"]}))
+                                   pd.DataFrame({"kind": ["exact"], "source": ["t/a"], "copy": ["v/a"]}))
     assert nothing_found["precision"] is None
     assert planted_summary(nothing_found) == "planted copies: recall 0.00 (0/1 found), no pair detected"
 
