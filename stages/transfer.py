@@ -63,7 +63,9 @@ def main() -> None:
         "best_val_accuracy_per_phase": {
             phase: float(rows["val_accuracy"].max()) for phase, rows in history.groupby("phase", sort=False)},
         "final_val_accuracy": float(final_val_accuracy),
+        # where train_seconds went: the cached features, then each phase's epochs
         "feature_seconds": round(result.feature_seconds, 2),
+        "seconds_per_phase": result.phase_seconds,
         "phases_stopped_by_cap": result.capped,
         "trainable_params_fine_tune": transfer.trainable_params(parts, "fine_tune"),
     }

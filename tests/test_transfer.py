@@ -126,6 +126,10 @@ def test_two_phase_run_writes_history_metrics_and_a_model_for_raw_images(tiny_pr
     assert metrics["pretrained"] is False and metrics["weights_route"] == "none"
     assert "not pretrained" in metrics["weights"]
     assert metrics["epochs_run"] == 2 and metrics["epochs_run_per_phase"] == {"head": 1, "fine_tune": 1}
+    # where the stage's time went: the features and each phase, within the whole
+    phases = metrics["seconds_per_phase"]
+    assert list(phases) == ["head", "fine_tune"] and all(s > 0 for s in phases.values())
+    assert metrics["feature_seconds"] + sum(phases.values()) <= metrics["train_seconds"] + 0.1
     assert metrics["best_val_accuracy"] == pytest.approx(history["val_accuracy"].max())
     assert Path("plots/train/transfer.png").stat().st_size > 0
 

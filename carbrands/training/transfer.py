@@ -34,6 +34,7 @@ class TrainResult:
     history: pd.DataFrame       # both phases, continuous epochs, a `phase` column
     epochs_run: dict            # {phase: epochs}
     feature_seconds: float      # computing the cached features
+    phase_seconds: dict         # {phase: wall clock of its epochs, validation included}
     images_per_second: float    # training images per second of training steps, both phases
     capped: list                # phases that ran all their epochs while val_loss still improved
 
@@ -143,6 +144,7 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
         return (parts.model, *train_val_datasets(train, val, step_batch, seed, aug_params))
 
     histories, epochs_run, step_seconds, images_seen, capped = [], {phase: 0 for phase in PHASES}, 0.0, 0, []
+    phase_seconds = {}
     for phase in PHASES:
         phase_cfg = cfg[phase]
         if phase_cfg["epochs"] == 0:
@@ -161,6 +163,7 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
         histories.append(result.history)
         epochs_run[phase] = len(result.history)
         step_seconds += result.train_seconds
+        phase_seconds[phase] = round(result.seconds, 2)
         images_seen += len(train_ds) * len(result.history)
         losses = result.history["val_loss"].to_numpy()
         # (a cosine schedule ends its phase by design, at a rate near 0: only a constant
@@ -177,5 +180,5 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
         compile_model(parts.model, make_optimizer("adam", cfg["fine_tune"]["learning_rate"]))
         # built now, so the saved optimizer matches the model's variables when loaded
         parts.model.optimizer.build(parts.model.trainable_variables)
-    return TrainResult(history, epochs_run, feature_seconds,
+    return TrainResult(history, epochs_run, feature_seconds, phase_seconds,
                        images_seen / step_seconds if step_seconds else float("nan"), capped)
