@@ -40,8 +40,9 @@ class Step:
     name: str
     seconds: float
     max_rss_mb: float       # the largest single process of the step (exact, from the kernel)
-    tree_pss_mb: float      # the whole process tree at its peak (sampled every 0.1 s)
-    tree_anon_mb: float     # the same without file-backed pages (memory-mapped arrays, code)
+    tree_pss_mb: float      # the whole process tree at its peak (PSS, read at each new high of its resident set)
+    tree_anon_mb: float     # its anonymous memory at its peak (sampled every 0.1 s): without file-backed
+                            # pages (memory-mapped arrays, code)
     images: int = 0
 
     @property
@@ -58,9 +59,10 @@ def run_measured(name: str, args: list[str], cwd: Path, images: int = 0) -> Step
     Memory, since a step may fan out to worker processes: max_rss_mb is the
     largest resident set of any one process of the tree (ru_maxrss as wait4
     reports it); tree_pss_mb the sampled peak of the sum of proportional set
-    sizes over the whole tree (shared pages counted once); tree_anon_mb the same
-    for anonymous memory only: pages of a memory-mapped file being written count
-    in tree_pss_mb, but the kernel can drop them once written back."""
+    sizes over the whole tree (shared pages counted once); tree_anon_mb the sampled
+    peak of its anonymous memory: pages of a memory-mapped file being written count
+    in tree_pss_mb, not there, since the kernel can drop them once written back.
+    The sampling costs the step little (_TreeSampler)."""
     log = cwd / f".bench-{re.sub(r'[^A-Za-z0-9@.]+', '-', name)}.log"
     with open(log, "w") as out:
         start = time.perf_counter()
@@ -81,8 +83,20 @@ def run_measured(name: str, args: list[str], cwd: Path, images: int = 0) -> Step
     return step
 
 
+# the tree's resident set must grow by this much before its PSS is read again
+PSS_STEP = 32 * MB
+
+
 class _TreeSampler(threading.Thread):
-    """Peaks of the summed PSS (all, anonymous) of a process and its descendants (Linux /proc)."""
+    """Peaks of the memory of a process and its descendants (Linux /proc), sampled
+    every `interval` s: anonymous memory from each process's status counters
+    (RssAnon, kept up to date by the kernel: cheap to read), and the proportional
+    set size (PSS: shared pages counted once) from smaps_rollup, read only when the
+    tree's resident set has grown by PSS_STEP past where it was last read (PSS is at
+    most the resident set, so its peak comes with a new high of it). smaps_rollup
+    walks every page of a process under the process' memory lock: 25 ms for a 2 GB
+    TensorFlow process, so read every 0.1 s it took a quarter of a core from the
+    stage it measured and slowed a 10-minute transfer stage by a quarter."""
 
     def __init__(self, pid: int, interval: float = 0.1):
         super().__init__(daemon=True)
@@ -90,9 +104,18 @@ class _TreeSampler(threading.Thread):
         self._done = threading.Event()
 
     def run(self):
+        read_at = -PSS_STEP   # the resident set when PSS was last read
         while not self._done.is_set():
-            pss, anon = tree_pss_bytes(self.pid)
-            self.peak, self.peak_anon = max(self.peak, pss), max(self.peak_anon, anon)
+            pids = tree_pids(self.pid)
+            resident, anon = 0, 0
+            for p in pids:
+                fields = _proc_kb_fields(p, "status")
+                resident += sum(fields.get(k, 0) for k in ("RssAnon", "RssFile", "RssShmem"))
+                anon += fields.get("RssAnon", 0)
+            self.peak_anon = max(self.peak_anon, anon)
+            if resident >= read_at + PSS_STEP:
+                self.peak = max(self.peak, sum(_proc_kb_fields(p, "smaps_rollup").get("Pss", 0) for p in pids))
+                read_at = resident
             self._done.wait(self.interval)
 
     def stop(self):
@@ -100,8 +123,8 @@ class _TreeSampler(threading.Thread):
         self.join()
 
 
-def tree_pss_bytes(pid: int) -> tuple[int, int]:
-    """(PSS, anonymous PSS) summed over a process and all its descendants."""
+def tree_pids(pid: int) -> list[int]:
+    """A process and all its descendants."""
     children = defaultdict(list)
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
@@ -110,24 +133,23 @@ def tree_pss_bytes(pid: int) -> tuple[int, int]:
             except OSError:
                 continue
             children[int(stat.rsplit(")", 1)[1].split()[1])].append(int(entry.name))
-    total = anon = 0
-    todo = [pid]
+    pids, todo = [], [pid]
     while todo:
         p = todo.pop()
+        pids.append(p)
         todo.extend(children.get(p, []))
-        fields = _smaps_rollup(p)
-        total += fields.get("Pss", 0)
-        anon += fields.get("Pss_Anon", 0)
-    return total, anon
+    return pids
 
 
-def _smaps_rollup(pid: int) -> dict[str, int]:
-    """The kB fields of /proc/<pid>/smaps_rollup, in bytes; {} once the process has ended."""
+def _proc_kb_fields(pid: int, name: str) -> dict[str, int]:
+    """The kB fields of /proc/<pid>/<name> (status, smaps_rollup), in bytes; {} once
+    the process has ended."""
     try:
-        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+        lines = Path(f"/proc/{pid}/{name}").read_text().splitlines()
     except OSError:
         return {}
-    return {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in lines)}
+    fields = (line.split(":", 1) for line in lines if line.endswith(" kB"))
+    return {k: int(v.split()[0]) * 1024 for k, v in fields}
 
 
 # -- a prepared synthetic dataset -------------------------------------------------------
