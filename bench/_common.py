@@ -40,7 +40,7 @@ class Step:
     name: str
     seconds: float
     max_rss_mb: float       # the largest single process of the step (exact, from the kernel)
-    tree_pss_mb: float      # the whole process tree at its peak (PSS, read at each new high of its resident set)
+    tree_pss_mb: float      # the whole process tree at its peak (PSS, read after new highs of its resident set)
     tree_anon_mb: float     # its anonymous memory at its peak (sampled every 0.1 s): without file-backed
                             # pages (memory-mapped arrays, code)
     images: int = 0
@@ -83,16 +83,16 @@ def run_measured(name: str, args: list[str], cwd: Path, images: int = 0) -> Step
     return step
 
 
-# the tree's resident set must grow by this much before its PSS is read again
-PSS_STEP = 32 * MB
+# the PSS is read at most this often (seconds), and only after a new high of the resident set
+PSS_EVERY = 0.5
 
 
 class _TreeSampler(threading.Thread):
     """Peaks of the memory of a process and its descendants (Linux /proc), sampled
     every `interval` s: anonymous memory from each process's status counters
     (RssAnon, kept up to date by the kernel: cheap to read), and the proportional
-    set size (PSS: shared pages counted once) from smaps_rollup, read only when the
-    tree's resident set has grown by PSS_STEP past where it was last read (PSS is at
+    set size (PSS: shared pages counted once) from smaps_rollup, read only after the
+    tree's resident set has reached a new high, at most every PSS_EVERY s (PSS is at
     most the resident set, so its peak comes with a new high of it). smaps_rollup
     walks every page of a process under the process' memory lock: 25 ms for a 2 GB
     TensorFlow process, so read every 0.1 s it took a quarter of a core from the
@@ -104,7 +104,8 @@ class _TreeSampler(threading.Thread):
         self._done = threading.Event()
 
     def run(self):
-        read_at = -PSS_STEP   # the resident set when PSS was last read
+        high = read_high = 0   # the tree's highest resident set, and that when PSS was last read
+        read_time = -PSS_EVERY
         while not self._done.is_set():
             pids = tree_pids(self.pid)
             resident, anon = 0, 0
@@ -112,10 +113,10 @@ class _TreeSampler(threading.Thread):
                 fields = _proc_kb_fields(p, "status")
                 resident += sum(fields.get(k, 0) for k in ("RssAnon", "RssFile", "RssShmem"))
                 anon += fields.get("RssAnon", 0)
-            self.peak_anon = max(self.peak_anon, anon)
-            if resident >= read_at + PSS_STEP:
+            self.peak_anon, high = max(self.peak_anon, anon), max(high, resident)
+            if high > read_high and time.monotonic() - read_time >= PSS_EVERY:
                 self.peak = max(self.peak, sum(_proc_kb_fields(p, "smaps_rollup").get("Pss", 0) for p in pids))
-                read_at = resident
+                read_high, read_time = high, time.monotonic()
             self._done.wait(self.interval)
 
     def stop(self):

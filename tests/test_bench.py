@@ -2,10 +2,21 @@
 they run and report sane figures is checked, never how fast anything is.
 (bench/pipeline.py is run on the tiny repro, in test_pipeline_e2e.py.)"""
 import importlib.util
+import sys
 
 import pytest
 
+from bench import _common
 from tests.helpers import run_bench
+
+
+def test_the_memory_sampler_sees_a_grandchild_s_peak(tmp_path):
+    # a child that starts a grandchild holding 300 MB of anonymous memory for a second,
+    # then frees it: the step's peaks count it, whichever process of the tree holds it
+    grandchild = "import numpy as np, time; a = np.ones(300 * 2**20 // 8); time.sleep(1)"
+    child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {grandchild!r}], check=True)"
+    step = _common.run_measured("peak", [sys.executable, "-c", child], tmp_path)
+    assert 300 <= step.tree_anon_mb < 600 and 300 <= step.tree_pss_mb < 600, step
 
 
 def test_input_pipeline(tmp_path):
