@@ -111,12 +111,13 @@ class _TreeSampler(threading.Thread):
             resident, anon = 0, 0
             for p in pids:
                 fields = _proc_kb_fields(p, "status")
-                resident += sum(fields.get(k, 0) for k in ("RssAnon", "RssFile", "RssShmem"))
+                resident += fields.get("VmRSS", 0)   # RssAnon + RssFile + RssShmem
                 anon += fields.get("RssAnon", 0)
             self.peak_anon, high = max(self.peak_anon, anon), max(high, resident)
-            if high > read_high and time.monotonic() - read_time >= PSS_EVERY:
+            now = time.monotonic()
+            if high > read_high and now - read_time >= PSS_EVERY:
                 self.peak = max(self.peak, sum(_proc_kb_fields(p, "smaps_rollup").get("Pss", 0) for p in pids))
-                read_high, read_time = high, time.monotonic()
+                read_high, read_time = high, now
             self._done.wait(self.interval)
 
     def stop(self):
