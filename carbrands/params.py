@@ -200,7 +200,8 @@ SCHEMA = _section({
         "class_weight": _choice(*CLASS_WEIGHTS),
         "mirror_features": _bool,
         "head": _PHASE,
-        "fine_tune": _section({**_PHASE_SPEC, "unfreeze_from": _str}),   # auto | all | a layer name
+        "fine_tune": _section({**_PHASE_SPEC, "unfreeze_from": _str,   # auto | all | a layer name
+                               "interpolate": _FRACTION}),
     }),
     "evaluate": _section({
         "bootstrap": _int(10, 100000),

@@ -29,7 +29,13 @@ def main() -> None:
     transfer.check_image_size(backbone, image_size)
     source, record = weights.load_pretrained(backbone, paths.PRETRAINED, paths.PRETRAINED_RECORD)
 
-    cfg = {**cfg, "batch_size": data.batch_size}
+    interpolate = cfg["fine_tune"]["interpolate"]
+    if not record["pretrained"] and interpolate != 1:
+        # halfway back to random weights would undo half the training
+        print(f"transfer: transfer.fine_tune.interpolate {interpolate} not applied (1 used): the backbone "
+              "started from random weights, not pretrained ones", flush=True)
+        interpolate = 1.0
+    cfg = {**cfg, "batch_size": data.batch_size, "fine_tune": {**cfg["fine_tune"], "interpolate": interpolate}}
     with data.strategy.scope():   # the phases compile under the model's strategy (train_two_phases)
         model = transfer.build_model(backbone, image_size, len(classes), cfg["dense_units"], cfg["dropout"],
                                      weights_from=source)
@@ -62,7 +68,9 @@ def main() -> None:
         "epochs_run_per_phase": result.epochs_run,
         "best_val_accuracy_per_phase": {
             phase: float(rows["val_accuracy"].max()) for phase, rows in history.groupby("phase", sort=False)},
+        # the saved model's: after transfer.fine_tune.interpolate (the per-phase bests are of the epochs')
         "final_val_accuracy": float(final_val_accuracy),
+        "fine_tune_interpolate": interpolate,
         # where train_seconds went: the cached features, then each phase's epochs
         "feature_seconds": round(result.feature_seconds, 2),
         "seconds_per_phase": result.phase_seconds,

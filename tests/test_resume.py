@@ -2,6 +2,7 @@
 DVCLive while it runs, and a run killed after an epoch (SIGKILL, no clean-up) and
 started again continues from its backup to the same history and the same model as
 a run never interrupted. A stale or unreadable backup is discarded with one line."""
+import json
 import os
 import signal
 import subprocess
@@ -175,9 +176,16 @@ def _run(module: str, project: Path) -> tuple[int, str]:
 def test_transfer_killed_in_fine_tuning_resumes_fine_tuning(tmp_path):
     """Head 2 epochs, fine-tuning 2: killed after epoch 3 (the first of fine-tuning), the
     rerun trains neither the head again nor fine-tuning from its start, and ends where
-    the uninterrupted run ends."""
-    tiny = {"weights": "none", "dense_units": 16, "batch_size": 16,
-            "head": {"epochs": 2, "patience": 5}, "fine_tune": {"epochs": 2, "patience": 5}}
+    the uninterrupted run ends, interpolated back towards the same starting weights
+    (from a weights file, as pretrained ones: the stage interpolates only those)."""
+    import keras
+
+    from carbrands.models.backbones import backbone_spec
+    start = tmp_path / "start.weights.h5"
+    keras.utils.set_random_seed(0)
+    backbone_spec("efficientnet_lite0").constructor(include_top=False, weights=None).save_weights(start)
+    tiny = {"weights": str(start), "dense_units": 16, "batch_size": 16,
+            "head": {"epochs": 2, "patience": 5}, "fine_tune": {"epochs": 2, "patience": 5, "interpolate": 0.5}}
     projects = []
     for name in ("uninterrupted", "killed"):
         project = tmp_path / name
@@ -202,7 +210,8 @@ def test_transfer_killed_in_fine_tuning_resumes_fine_tuning(tmp_path):
                 if f.is_file()} for p in projects}
     assert live[project] == live[reference]
     assert read_history(project / paths.live_dir("transfer"))["phase"].tolist() == ["head"] * 2 + ["fine_tune"] * 2
-    import keras
+    details = json.loads((project / paths.train_details("transfer")).read_text())
+    assert details["fine_tune_interpolate"] == 0.5 and details["weights_route"] == "file"
     for a, b in zip(*(keras.models.load_model(p / paths.model("transfer")).get_weights() for p in projects),
                     strict=True):
         np.testing.assert_array_equal(a, b)

@@ -107,12 +107,15 @@ def tiny_project(tmp_path, tiny_prepared, monkeypatch):
 
 
 @pytest.mark.slow
-def test_two_phase_run_writes_history_metrics_and_a_model_for_raw_images(tiny_project, tiny_prepared):
+def test_two_phase_run_writes_history_metrics_and_a_model_for_raw_images(tiny_project, tiny_prepared, capsys):
     p = yaml.safe_load(Path("params.yaml").read_text())
     stages.pretrained.main()
     record = json.loads(Path("details/pretrained.json").read_text())
     assert record["route"] == "none" and record["pretrained"] is False
     stages.transfer.main()
+    # random initial weights: nothing to interpolate back towards, and the log says so
+    assert p["transfer"]["fine_tune"]["interpolate"] < 1
+    assert "transfer.fine_tune.interpolate 0.5 not applied (1 used)" in capsys.readouterr().out
 
     history = read_history(paths.live_dir("transfer"))
     assert list(history.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy",
@@ -124,7 +127,7 @@ def test_two_phase_run_writes_history_metrics_and_a_model_for_raw_images(tiny_pr
     assert json.loads(Path("metrics/train/transfer.json").read_text()) == {"epochs_run": 2, "train_seconds": ANY}
     metrics = json.loads(Path("details/train/transfer.json").read_text())
     assert metrics["pretrained"] is False and metrics["weights_route"] == "none"
-    assert "not pretrained" in metrics["weights"]
+    assert "not pretrained" in metrics["weights"] and metrics["fine_tune_interpolate"] == 1
     assert metrics["epochs_run"] == 2 and metrics["epochs_run_per_phase"] == {"head": 1, "fine_tune": 1}
     # where the stage's time went: the features and each phase, within the whole
     phases = metrics["seconds_per_phase"]
@@ -183,13 +186,14 @@ def test_cached_features_do_not_depend_on_the_backbone_batch_size():
                                    rtol=1e-2, atol=1e-2)
 
 
-def _fine_tuned_weights(tiny_prepared, backbone_batch_size: int) -> list[np.ndarray]:
+def _fine_tuned_weights(tiny_prepared, backbone_batch_size: int, interpolate: float = 1.0) -> list[np.ndarray]:
     """How the weights move in one epoch of end-to-end fine-tuning in batches of 8 (no
     head phase, no augmentation, no dropout, no stochastic depth), from one start."""
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     cfg = {**p["transfer"], "batch_size": 8, "backbone_batch_size": backbone_batch_size,
            "head": {**p["transfer"]["head"], "epochs": 0},
-           "fine_tune": {**p["transfer"]["fine_tune"], "epochs": 1, "schedule": "constant"}}
+           "fine_tune": {**p["transfer"]["fine_tune"], "epochs": 1, "schedule": "constant",
+                         "interpolate": interpolate}}
     keras.utils.set_random_seed(0)
     model = transfer.build_model("efficientnet_lite0", 32, 3, dense_units=8, dropout=0.0)
     for layer in model.layers:   # one flat graph: the backbone's stochastic-depth layers are among them
@@ -212,6 +216,23 @@ def test_fine_tuning_in_smaller_steps_makes_the_updates_of_whole_batches(tiny_pr
     assert len(moved) > 50   # the backbone's weights, not only the head's
     for a, b in moved:
         assert np.linalg.norm(b - a) < 1e-3 * np.linalg.norm(a)
+
+
+@pytest.mark.slow
+def test_interpolation_keeps_the_head_and_moves_the_backbone_part_of_the_way(tiny_prepared):
+    # transfer.fine_tune.interpolate 0.25: the tuned backbone layers end a quarter of the
+    # way from where they started to the fine-tuned weights; the head as fine-tuned
+    moved, quarter = _fine_tuned_weights(tiny_prepared, 8), _fine_tuned_weights(tiny_prepared, 8, 0.25)
+    model = transfer.build_model("efficientnet_lite0", 32, 3, dense_units=8, dropout=0.0)
+    head = [l.name in transfer.HEAD_LAYERS for l in model.layers for _ in l.weights]
+    assert len(head) == len(moved) and sum(head) == 7   # feature_norm: mean, variance, count; two dense layers
+    backbone = [(a, b) for a, b, in_head in zip(moved, quarter, head) if not in_head and np.abs(a).max() > 0]
+    assert len(backbone) > 40   # every convolution of the backbone
+    for a, b in backbone:
+        np.testing.assert_allclose(b, 0.25 * a, rtol=1e-4, atol=1e-7)
+    for a, b, in_head in zip(moved, quarter, head):
+        if in_head:
+            np.testing.assert_array_equal(a, b)
 
 
 def test_a_backbone_batch_size_that_does_not_divide_the_batch_size_names_the_key():
