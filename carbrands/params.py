@@ -128,6 +128,12 @@ def _image_size(key, v):
 
 
 _FRACTION = _float(0, 1)
+
+
+def _interpolate(key, v):
+    # "auto": chosen on validation by the transfer stage (training/transfer.py)
+    return v if v == "auto" else _FRACTION(key, v)
+
 _PHASE_SPEC = {
     "learning_rate": _float(0, 10, lo_open=True),
     "epochs": _int(0, 10000),
@@ -201,7 +207,7 @@ SCHEMA = _section({
         "mirror_features": _bool,
         "head": _PHASE,
         "fine_tune": _section({**_PHASE_SPEC, "unfreeze_from": _str,   # auto | all | a layer name
-                               "interpolate": _FRACTION}),
+                               "interpolate": _interpolate}),
     }),
     "evaluate": _section({
         "bootstrap": _int(10, 100000),

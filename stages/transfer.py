@@ -13,7 +13,6 @@ again, it resumes in the phase and from the epoch where it stopped.
 import time
 
 from carbrands import params, paths, plots, stage
-from carbrands.data.pipeline import make_dataset
 from carbrands.models import bundle, transfer, weights
 from carbrands.training import session
 from carbrands.training import transfer as transfer_training
@@ -34,7 +33,7 @@ def main() -> None:
         # halfway back to random weights would undo half the training
         print(f"transfer: transfer.fine_tune.interpolate {interpolate} not applied (1 used): the backbone "
               "started from random weights, not pretrained ones", flush=True)
-        interpolate = 1.0
+        interpolate = 1
     cfg = {**cfg, "batch_size": data.batch_size, "fine_tune": {**cfg["fine_tune"], "interpolate": interpolate}}
     with data.strategy.scope():   # the phases compile under the model's strategy (train_two_phases)
         model = transfer.build_model(backbone, image_size, len(classes), cfg["dense_units"], cfg["dropout"],
@@ -45,11 +44,7 @@ def main() -> None:
     result = transfer_training.train_two_phases(parts, train, val, cfg, p["augment"], p["seed"],
                                                 live=s.live, backup=s.backup)
     train_seconds = time.perf_counter() - start
-    history = result.history
-    # the assembled end-to-end model, scored on raw images: what evaluation will load
-    # (in feature-sized batches: the whole backbone runs, and the batch sets the peak memory)
-    _, final_val_accuracy = model.evaluate(
-        make_dataset(val.images, val.labels, cfg["backbone_batch_size"], False, p["seed"]), verbose=0)
+    history, final_val_accuracy = result.history, result.final_val_accuracy
 
     bundle.save_keras(model, s.root / paths.model("transfer"), bundle.make_info(
         classes, image_size, data.meta["resize"]))
@@ -68,9 +63,11 @@ def main() -> None:
         "epochs_run_per_phase": result.epochs_run,
         "best_val_accuracy_per_phase": {
             phase: float(rows["val_accuracy"].max()) for phase, rows in history.groupby("phase", sort=False)},
-        # the saved model's: after transfer.fine_tune.interpolate (the per-phase bests are of the epochs')
-        "final_val_accuracy": float(final_val_accuracy),
-        "fine_tune_interpolate": interpolate,
+        # the saved model's, after transfer.fine_tune.interpolate (the per-phase bests are the epochs')
+        "final_val_accuracy": final_val_accuracy,
+        "fine_tune_interpolate": result.interpolate,
+        # auto: the validation loss of each candidate, the lowest kept
+        "fine_tune_interpolate_val_loss": {str(a): loss for a, loss in result.interpolate_val_loss.items()},
         # where train_seconds went: the cached features, then each phase's epochs
         "feature_seconds": round(result.feature_seconds, 2),
         "seconds_per_phase": result.phase_seconds,

@@ -114,8 +114,8 @@ def test_two_phase_run_writes_history_metrics_and_a_model_for_raw_images(tiny_pr
     assert record["route"] == "none" and record["pretrained"] is False
     stages.transfer.main()
     # random initial weights: nothing to interpolate back towards, and the log says so
-    assert p["transfer"]["fine_tune"]["interpolate"] < 1
-    assert "transfer.fine_tune.interpolate 0.5 not applied (1 used)" in capsys.readouterr().out
+    assert p["transfer"]["fine_tune"]["interpolate"] == "auto"
+    assert "transfer.fine_tune.interpolate auto not applied (1 used)" in capsys.readouterr().out
 
     history = read_history(paths.live_dir("transfer"))
     assert list(history.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy",
@@ -127,7 +127,8 @@ def test_two_phase_run_writes_history_metrics_and_a_model_for_raw_images(tiny_pr
     assert json.loads(Path("metrics/train/transfer.json").read_text()) == {"epochs_run": 2, "train_seconds": ANY}
     metrics = json.loads(Path("details/train/transfer.json").read_text())
     assert metrics["pretrained"] is False and metrics["weights_route"] == "none"
-    assert "not pretrained" in metrics["weights"] and metrics["fine_tune_interpolate"] == 1
+    assert "not pretrained" in metrics["weights"]
+    assert metrics["fine_tune_interpolate"] == 1 and metrics["fine_tune_interpolate_val_loss"] == {}
     assert metrics["epochs_run"] == 2 and metrics["epochs_run_per_phase"] == {"head": 1, "fine_tune": 1}
     # where the stage's time went: the features and each phase, within the whole
     phases = metrics["seconds_per_phase"]
@@ -186,9 +187,10 @@ def test_cached_features_do_not_depend_on_the_backbone_batch_size():
                                    rtol=1e-2, atol=1e-2)
 
 
-def _fine_tuned_weights(tiny_prepared, backbone_batch_size: int, interpolate: float = 1.0) -> list[np.ndarray]:
+def _fine_tune(tiny_prepared, backbone_batch_size: int, interpolate: float | str = 1.0):
     """How the weights move in one epoch of end-to-end fine-tuning in batches of 8 (no
-    head phase, no augmentation, no dropout, no stochastic depth), from one start."""
+    head phase, no augmentation, no dropout, no stochastic depth), from one start;
+    with the model and the TrainResult."""
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     cfg = {**p["transfer"], "batch_size": 8, "backbone_batch_size": backbone_batch_size,
            "head": {**p["transfer"]["head"], "epochs": 0},
@@ -202,9 +204,13 @@ def _fine_tuned_weights(tiny_prepared, backbone_batch_size: int, interpolate: fl
     start = model.get_weights()
     parts = transfer.split(model, "efficientnet_lite0", "all")
     no_augmentation = {name: False if isinstance(v, bool) else 0 for name, v in p["augment"].items()}
-    transfer_training.train_two_phases(parts, load_split(tiny_prepared, "train"), load_split(tiny_prepared, "val"),
-                                       cfg, no_augmentation, seed=0)
-    return [end - begin for end, begin in zip(model.get_weights(), start)]
+    result = transfer_training.train_two_phases(parts, load_split(tiny_prepared, "train"),
+                                                load_split(tiny_prepared, "val"), cfg, no_augmentation, seed=0)
+    return [end - begin for end, begin in zip(model.get_weights(), start)], model, result
+
+
+def _fine_tuned_weights(tiny_prepared, backbone_batch_size: int, interpolate: float | str = 1.0) -> list[np.ndarray]:
+    return _fine_tune(tiny_prepared, backbone_batch_size, interpolate)[0]
 
 
 @pytest.mark.slow
@@ -233,6 +239,29 @@ def test_interpolation_keeps_the_head_and_moves_the_backbone_part_of_the_way(tin
     for a, b, in_head in zip(moved, quarter, head):
         if in_head:
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_auto_interpolation_keeps_the_candidate_with_the_lower_validation_loss(tiny_prepared):
+    _, model, result = _fine_tune(tiny_prepared, 8, "auto")
+    losses = result.interpolate_val_loss
+    assert set(losses) == {0.5, 1.0} and result.interpolate == min(losses, key=losses.get)
+    # the model is left as chosen, and scored as it is
+    val = load_split(tiny_prepared, "val")
+    loss, accuracy = model.evaluate(np.asarray(val.images, np.float32), val.labels, batch_size=8, verbose=0)
+    assert loss == pytest.approx(losses[result.interpolate], abs=1e-4)
+    assert accuracy == pytest.approx(result.final_val_accuracy, abs=1e-6)
+
+
+def test_interpolate_is_auto_or_a_fraction_and_a_bad_one_names_the_key():
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for good in ("auto", 0, 0.5, 1):
+        p["transfer"]["fine_tune"]["interpolate"] = good
+        assert params.validate(p)["transfer"]["fine_tune"]["interpolate"] == good
+    for bad, why in (("half", "expected a number"), (1.5, "outside")):
+        p["transfer"]["fine_tune"]["interpolate"] = bad
+        with pytest.raises(ParamError, match=rf"transfer\.fine_tune\.interpolate.*{why}"):
+            params.validate(p)
 
 
 def test_a_backbone_batch_size_that_does_not_divide_the_batch_size_names_the_key():

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
-from carbrands.data.pipeline import Epochs, train_val_datasets
+from carbrands.data.pipeline import Epochs, make_dataset, train_val_datasets
 from carbrands.data.prepared import Split, float_batches
 from carbrands.errors import ParamError
 from carbrands.models.transfer import Parts, set_phase
@@ -27,6 +28,7 @@ from carbrands.training.live import LiveLog
 from carbrands.training.resume import Backup
 
 PHASES = ("head", "fine_tune")
+AUTO_INTERPOLATE = 0.5   # what transfer.fine_tune.interpolate: auto weighs against 1 (docs/benchmarks.md)
 
 
 @dataclass
@@ -37,6 +39,9 @@ class TrainResult:
     phase_seconds: dict         # {phase: wall clock of its epochs, validation included}
     images_per_second: float    # training images per second of training steps, both phases
     capped: list                # phases that ran all their epochs while val_loss still improved
+    interpolate: float          # transfer.fine_tune.interpolate as applied (auto: as chosen)
+    interpolate_val_loss: dict  # auto: {alpha: validation loss} of the candidates scored
+    final_val_accuracy: float   # of the end-to-end model as it ends, on raw validation images
 
 
 def feature_dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> Epochs:
@@ -92,18 +97,39 @@ def end_to_end_batches(batch_size: int, backbone_batch_size: int) -> tuple[int, 
     return backbone_batch_size, batch_size // backbone_batch_size   # params.validate: it divides
 
 
-def interpolate_tuned(layers: list[keras.layers.Layer], start: list[list[np.ndarray]], alpha: float) -> None:
-    """Set each layer's weights to start + alpha x (fine-tuned - start): 1 keeps the
-    fine-tuned weights, 0 the ones fine-tuning started from (ImageNet's). Averaging
-    the weights of the pretrained and the fine-tuned model (Wortsman et al., "Robust
-    fine-tuning of zero-shot models", 2022) keeps much of what the pretrained
-    backbone knew and works like an ensemble of the two at the cost of one model: on
-    the tuning set of real photos, alpha 0.5 lowered every seed's validation loss
-    (docs/benchmarks.md). The head keeps its fine-tuned weights."""
-    if alpha == 1:
-        return
-    for layer, before in zip(layers, start, strict=True):
-        layer.set_weights([b + alpha * (w - b) for b, w in zip(before, layer.get_weights(), strict=True)])
+def interpolate_tuned(layers: list[keras.layers.Layer], start: list[list[np.ndarray]],
+                      tuned: list[list[np.ndarray]], alpha: float) -> None:
+    """Set each layer's weights to start + alpha x (tuned - start): 1 gives the
+    fine-tuned weights (exactly), 0 the ones fine-tuning started from (ImageNet's)."""
+    for layer, before, after in zip(layers, start, tuned, strict=True):
+        layer.set_weights(after if alpha == 1 else [b + alpha * (a - b) for b, a in zip(before, after, strict=True)])
+
+
+def interpolate_on_validation(parts: Parts, start: list[list[np.ndarray]], setting: float | str,
+                              val_ds: tf.data.Dataset) -> tuple[float, dict, float]:
+    """transfer.fine_tune.interpolate applied to the tuned backbone layers (the head
+    keeps its fine-tuned weights): a number, or `auto`, which keeps AUTO_INTERPOLATE
+    where its validation loss is below the fine-tuned weights' and 1 otherwise.
+    Returns (alpha, {alpha: val loss} of the candidates scored, the final model's
+    val accuracy).
+
+    Averaging the weights of the pretrained and the fine-tuned model (Wortsman et
+    al., "Robust fine-tuning of zero-shot models", 2022) keeps part of what the
+    pretrained backbone knew and works like an ensemble of the two at the cost of
+    one model: on the tuning set of real photos 0.5 lowered every seed's validation
+    loss; on the built-in synthetic set at 64 px, far from ImageNet, it raised it
+    (docs/benchmarks.md), hence the choice on validation."""
+    tuned = [layer.get_weights() for layer in parts.tuned]
+    candidates = (AUTO_INTERPOLATE, 1.0) if setting == "auto" else (float(setting),)
+    scores = {}
+    for alpha in candidates:
+        interpolate_tuned(parts.tuned, start, tuned, alpha)
+        scores[alpha] = parts.model.evaluate(val_ds, verbose=0)   # [loss, accuracy]
+    alpha = min(candidates, key=lambda a: scores[a][0])
+    if alpha != candidates[-1]:   # the last one scored is in place
+        interpolate_tuned(parts.tuned, start, tuned, alpha)
+    losses = {a: round(float(loss), 4) for a, (loss, _) in scores.items()} if setting == "auto" else {}
+    return alpha, losses, float(scores[alpha][1])
 
 
 def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_params: dict, seed: int,
@@ -119,7 +145,7 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
     (transfer.class_weight).
 
     After fine-tuning, the tuned backbone layers are moved back towards the weights
-    they started from (interpolate_tuned, transfer.fine_tune.interpolate; the
+    they started from (interpolate_on_validation, transfer.fine_tune.interpolate; the
     stage passes 1, as fine-tuned, for a backbone that started from random weights).
 
     live, backup: as for fit, each phase under its own name in the backup, so a run
@@ -195,8 +221,6 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
             capped.append(phase)
             print(f"transfer: the {phase} phase ran all its {phase_cfg['epochs']} epochs and val_loss still improved: "
                   f"raise transfer.{phase}.epochs", flush=True)
-    if epochs_run["fine_tune"]:
-        interpolate_tuned(parts.tuned, start_weights, cfg["fine_tune"]["interpolate"])
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
     # the end-to-end model was trained through its parts: compile it so that it can be
     # evaluated, and is saved ready to use
@@ -204,5 +228,14 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
         compile_model(parts.model, make_optimizer("adam", cfg["fine_tune"]["learning_rate"]))
         # built now, so the saved optimizer matches the model's variables when loaded
         parts.model.optimizer.build(parts.model.trainable_variables)
+    # scored as evaluation will see it: raw images through the whole backbone, in
+    # batches that bound the memory
+    val_ds = make_dataset(val.images, val.labels, cfg["backbone_batch_size"], False, seed)
+    if epochs_run["fine_tune"]:
+        alpha, alpha_losses, final_val_accuracy = interpolate_on_validation(
+            parts, start_weights, cfg["fine_tune"]["interpolate"], val_ds)
+    else:
+        alpha, alpha_losses, final_val_accuracy = 1.0, {}, float(parts.model.evaluate(val_ds, verbose=0)[1])
     return TrainResult(history, epochs_run, feature_seconds, phase_seconds,
-                       images_seen / step_seconds if step_seconds else float("nan"), capped)
+                       images_seen / step_seconds if step_seconds else float("nan"), capped,
+                       alpha, alpha_losses, final_val_accuracy)
