@@ -246,11 +246,18 @@ def test_auto_interpolation_keeps_the_candidate_with_the_lower_validation_loss(t
     _, model, result = _fine_tune(tiny_prepared, 8, "auto")
     losses = result.interpolate_val_loss
     assert set(losses) == {0.5, 1.0} and result.interpolate == min(losses, key=losses.get)
-    # the model is left as chosen, and scored as it is
     val = load_split(tiny_prepared, "val")
-    loss, accuracy = model.evaluate(np.asarray(val.images, np.float32), val.labels, batch_size=8, verbose=0)
+
+    def scored(m):
+        return m.evaluate(np.asarray(val.images, np.float32), val.labels, batch_size=8, verbose=0)
+    # the model is left as chosen, and scored as it is
+    loss, accuracy = scored(model)
     assert loss == pytest.approx(losses[result.interpolate], abs=1e-4)
     assert accuracy == pytest.approx(result.final_val_accuracy, abs=1e-6)
+    # the fine-tuned weights' loss, taken from their epoch, is theirs
+    _, fine_tuned, as_fine_tuned = _fine_tune(tiny_prepared, 8, 1.0)
+    assert scored(fine_tuned)[0] == pytest.approx(losses[1.0], abs=1e-4)
+    assert as_fine_tuned.interpolate == 1 and as_fine_tuned.interpolate_val_loss == {}
 
 
 def test_interpolate_is_auto_or_a_fraction_and_a_bad_one_names_the_key():

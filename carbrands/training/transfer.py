@@ -106,12 +106,13 @@ def interpolate_tuned(layers: list[keras.layers.Layer], start: list[list[np.ndar
 
 
 def interpolate_on_validation(parts: Parts, start: list[list[np.ndarray]], setting: float | str,
-                              val_ds: tf.data.Dataset) -> tuple[float, dict, float]:
+                              val_ds: tf.data.Dataset, known: dict) -> tuple[float, dict, float]:
     """transfer.fine_tune.interpolate applied to the tuned backbone layers (the head
     keeps its fine-tuned weights): a number, or `auto`, which keeps AUTO_INTERPOLATE
     where its validation loss is below the fine-tuned weights' and 1 otherwise.
-    Returns (alpha, {alpha: val loss} of the candidates scored, the final model's
-    val accuracy).
+    known: {alpha: (val loss, val accuracy)} already measured on val_ds, not
+    measured again. Returns (alpha, {alpha: val loss} of the candidates, the final
+    model's val accuracy).
 
     Averaging the weights of the pretrained and the fine-tuned model (Wortsman et
     al., "Robust fine-tuning of zero-shot models", 2022) keeps part of what the
@@ -121,14 +122,14 @@ def interpolate_on_validation(parts: Parts, start: list[list[np.ndarray]], setti
     (docs/benchmarks.md), hence the choice on validation."""
     tuned = [layer.get_weights() for layer in parts.tuned]
     candidates = (AUTO_INTERPOLATE, 1.0) if setting == "auto" else (float(setting),)
-    scores = {}
+    scores = dict(known)
     for alpha in candidates:
-        interpolate_tuned(parts.tuned, start, tuned, alpha)
-        scores[alpha] = parts.model.evaluate(val_ds, verbose=0)   # [loss, accuracy]
+        if alpha not in scores:
+            interpolate_tuned(parts.tuned, start, tuned, alpha)
+            scores[alpha] = parts.model.evaluate(val_ds, verbose=0)   # [loss, accuracy]
     alpha = min(candidates, key=lambda a: scores[a][0])
-    if alpha != candidates[-1]:   # the last one scored is in place
-        interpolate_tuned(parts.tuned, start, tuned, alpha)
-    losses = {a: round(float(loss), 4) for a, (loss, _) in scores.items()} if setting == "auto" else {}
+    interpolate_tuned(parts.tuned, start, tuned, alpha)
+    losses = {a: round(float(scores[a][0]), 4) for a in candidates} if setting == "auto" else {}
     return alpha, losses, float(scores[alpha][1])
 
 
@@ -197,7 +198,7 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
         if phase == "fine_tune":
             # before fit, which restores a backup: the backbone as built (the head phase
             # does not change it), so a resumed run interpolates from the same weights
-            start_weights = [layer.get_weights() for layer in parts.tuned]
+            start_weights, fine_tuned_score = [layer.get_weights() for layer in parts.tuned], {}
         model, train_ds, val_ds = model_and_data(phase)
         steps = phase_cfg["epochs"] * train_ds.steps
         rate = (keras.optimizers.schedules.CosineDecay(phase_cfg["learning_rate"], steps)
@@ -209,6 +210,11 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
                      initial_epoch=sum(epochs_run.values()), extra_columns={"phase": phase},
                      class_weight=class_weight, live=live, backup=backup, phase=phase)
         histories.append(result.history)
+        if phase == "fine_tune" and not cached[phase]:
+            # early stopping left the epoch of the lowest val_loss in place, scored on
+            # the raw validation images in batches of step_batch, as below
+            best = result.history.loc[result.history["val_loss"].idxmin()]
+            fine_tuned_score = {1.0: (float(best["val_loss"]), float(best["val_accuracy"]))}
         epochs_run[phase] = len(result.history)
         step_seconds += result.train_seconds
         phase_seconds[phase] = round(result.seconds, 2)
@@ -230,10 +236,10 @@ def train_two_phases(parts: Parts, train: Split, val: Split, cfg: dict, aug_para
         parts.model.optimizer.build(parts.model.trainable_variables)
     # scored as evaluation will see it: raw images through the whole backbone, in
     # batches that bound the memory
-    val_ds = make_dataset(val.images, val.labels, cfg["backbone_batch_size"], False, seed)
+    val_ds = make_dataset(val.images, val.labels, step_batch, False, seed)
     if epochs_run["fine_tune"]:
         alpha, alpha_losses, final_val_accuracy = interpolate_on_validation(
-            parts, start_weights, cfg["fine_tune"]["interpolate"], val_ds)
+            parts, start_weights, cfg["fine_tune"]["interpolate"], val_ds, fine_tuned_score)
     else:
         alpha, alpha_losses, final_val_accuracy = 1.0, {}, float(parts.model.evaluate(val_ds, verbose=0)[1])
     return TrainResult(history, epochs_run, feature_seconds, phase_seconds,
