@@ -122,18 +122,14 @@ def _weights(key, v):
     return _str(key, v)
 
 
-def _image_size(key, v):
-    # "auto": the size the audit recommends for the data (prepare reads it from the audit)
-    return v if v == "auto" else _int(32, 1024)(key, v)
+def _auto_or(checker: Callable) -> Callable:
+    """"auto" (a value a stage chooses from the data) or what `checker` accepts."""
+    def check(key, v):
+        return v if v == "auto" else checker(key, v)
+    return check
 
 
 _FRACTION = _float(0, 1)
-
-
-def _interpolate(key, v):
-    # "auto": chosen on validation by the transfer stage (training/transfer.py)
-    return v if v == "auto" else _FRACTION(key, v)
-
 _PHASE_SPEC = {
     "learning_rate": _float(0, 10, lo_open=True),
     "epochs": _int(0, 10000),
@@ -155,7 +151,7 @@ SCHEMA = _section({
     }),
     "data": _section({
         "dir": _str,
-        "image_size": _image_size,
+        "image_size": _auto_or(_int(32, 1024)),   # auto: the audit's recommendation (prepare reads it)
         "resize": _choice(*RESIZE_MODES),
         "drop_leaked": _bool,
         "val_fraction": _float(0, 0.9),
@@ -207,7 +203,7 @@ SCHEMA = _section({
         "mirror_features": _bool,
         "head": _PHASE,
         "fine_tune": _section({**_PHASE_SPEC, "unfreeze_from": _str,   # auto | all | a layer name
-                               "interpolate": _interpolate}),
+                               "interpolate": _auto_or(_FRACTION)}),   # auto: chosen on validation
     }),
     "evaluate": _section({
         "bootstrap": _int(10, 100000),
