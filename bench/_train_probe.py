@@ -12,8 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from carbrands import startup  # noqa: E402, F401  (before keras: TensorFlow's environment, oneDNN on)
+
+# isort: split
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402

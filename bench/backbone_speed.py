@@ -22,6 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from carbrands import startup  # noqa: E402, F401  (before keras: TensorFlow's environment, oneDNN on)
+
+# isort: split
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 

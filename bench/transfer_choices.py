@@ -32,8 +32,10 @@ VARIANTS = {
     "fine_tune epochs 2": {"fine_tune": {"epochs": 2}},
     "fine-tuned whole": {"fine_tune": {"unfreeze_from": "all"}},
     "fine-tuned from block4a": {"fine_tune": {"unfreeze_from": "block4a_expand_conv"}},
+    "fine_tune epochs 4": {"fine_tune": {"epochs": 4}},
     "fine_tune epochs 5": {"fine_tune": {"epochs": 5}},
     "fine_tune learning_rate 1e-4": {"fine_tune": {"learning_rate": 0.0001}},
+    "fine_tune learning_rate 3e-4": {"fine_tune": {"learning_rate": 0.0003}},
     "fine_tune learning_rate 5e-4": {"fine_tune": {"learning_rate": 0.0005}},
     "fine_tune interpolate 1": {"fine_tune": {"interpolate": 1.0}},   # the backbone as fine-tuned
     "mirror_features false": {"mirror_features": False},

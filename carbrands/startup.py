@@ -1,5 +1,15 @@
-"""TensorFlow started without its start-up notices, by the entry points that use it
-(the stages, `carbrands predict`, the benchmarks) calling import_tensorflow() first.
+"""TensorFlow started with oneDNN on and without its start-up notices, by the entry
+points that use it (the stages, `carbrands predict`, the benchmarks, the tests)
+importing this module first and calling import_tensorflow().
+
+oneDNN: TensorFlow 2.21 turns its oneDNN kernels on by default only on CPUs with
+AVX-512 VNNI, BF16 or AMX, and leaves a CPU with AVX2 alone (an AMD EPYC Zen 3, most
+laptops) on its own kernels, which run EfficientNet-Lite's depthwise convolutions
+at half the speed: on such a 2-core machine oneDNN made a Lite0 forward pass 1.6x
+and a fine-tuning step 1.4x as fast (docs/benchmarks.md, "oneDNN on a CPU without
+AVX-512"). So TF_ENABLE_ONEDNN_OPTS is 1 unless set: the same kernels on both kinds
+of CPU, and on the ones TensorFlow already enables it for, nothing changes.
+TF_ENABLE_ONEDNN_OPTS=0 turns it off.
 
 TensorFlow 2.21 writes notices to stderr from C++ before absl logging is initialised,
 where TF_CPP_MIN_LOG_LEVEL does not reach them (levels 0-3 all print them): oneDNN,
@@ -11,8 +21,8 @@ NVIDIA device exists), so real errors still show. The TFLite interpreter's `Crea
 TensorFlow Lite XNNPACK delegate` is hidden the same way where models/export.py
 creates one. CARBRANDS_TF_STARTUP_LOG=1 writes everything back.
 
-Code that imports tensorflow without calling this first works the same, with the
-notices shown.
+Code that imports tensorflow without importing this first works the same, with the
+notices shown and, on an AVX2 CPU, slower.
 """
 from __future__ import annotations
 
@@ -24,6 +34,8 @@ import tempfile
 
 # TensorFlow's own warnings after start-up (Python and C++): errors still show
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# read once, when TensorFlow is imported (see above)
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 _NOTICES = ("before absl::InitializeLog()", "port.cc:", "cudart_stub.cc:", "cpu_feature_guard.cc:",
             "To enable the following instructions", "Unable to register cu",

@@ -3,9 +3,11 @@
 `dvc` runs that command with the `python` first on PATH: with `.venv/bin/dvc repro` and
 no activated venv, that can be a Python without the project's packages. A stage then
 stops here with one line saying what to do, instead of a traceback from deep inside.
-TensorFlow is then started without its start-up notices (carbrands/startup.py): a
-few seconds that the stages without a model (synthesize, audit, prepare, report) pay
-too, for one place that does it."""
+
+A stage with a model then starts TensorFlow with the project's settings and without
+its start-up notices (carbrands/startup.py), before its own imports reach it. The
+stages without one (WITHOUT_TENSORFLOW) never import it: TensorFlow's start-up takes
+3 to 7 s of each run, depending on the CPU."""
 import importlib.util
 import sys
 
@@ -17,4 +19,15 @@ if _missing:
 
 from carbrands import startup  # noqa: E402  (after the check: it needs the packages)
 
-startup.import_tensorflow()
+# tests/test_setup.py checks that these import no TensorFlow
+WITHOUT_TENSORFLOW = ("stages.synthesize", "stages.audit", "stages.prepare", "stages.report")
+
+
+def _module_run() -> str | None:
+    """The module of `python -m <module>` (this package is imported before it runs)."""
+    argv = sys.orig_argv
+    return argv[argv.index("-m") + 1] if "-m" in argv[:-1] else None
+
+
+if _module_run() not in WITHOUT_TENSORFLOW:
+    startup.import_tensorflow()

@@ -1,15 +1,14 @@
 import fcntl
-import os
 import shutil
 import time
 from pathlib import Path
 
 import pytest
 
+# TensorFlow's environment as the stages have it (oneDNN on, fewer notices), before any test imports it
+from carbrands import startup  # noqa: F401
 from devtools.projects import TINY_PARAMS, committed_copy, run
 from tests.helpers import write_tiny
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_CARS = ROOT.parent / "shared" / "fixtures" / "real-cars"

@@ -46,3 +46,24 @@ def test_a_stage_under_a_python_without_the_packages_says_to_activate_the_venv(t
                           env=dict(QUIET, PYTHONPATH=str(ROOT)))
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "source .venv/bin/activate" in proc.stderr
+
+
+def test_onednn_is_on_unless_turned_off():
+    # TensorFlow leaves it off by default on a CPU without AVX-512 VNNI/BF16 or AMX
+    # (carbrands/startup.py); IsMklEnabled() is TensorFlow's own answer
+    code = ("from carbrands import startup\nstartup.import_tensorflow()\n"
+            "from tensorflow.python.util import _pywrap_util_port\nprint(_pywrap_util_port.IsMklEnabled())")
+    quiet = {k: v for k, v in QUIET.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    assert _python(code, env=quiet).stdout.split() == ["True"]
+    assert _python(code, env=dict(quiet, TF_ENABLE_ONEDNN_OPTS="0")).stdout.split() == ["False"]
+
+
+@pytest.mark.parametrize("module", ["stages.synthesize", "stages.audit", "stages.prepare", "stages.report",
+                                    "stages.train", "stages.transfer"])
+def test_only_the_stages_with_a_model_start_tensorflow(module):
+    # as `python -m <module>` sees it while the stages package is imported
+    code = (f"import sys\nsys.orig_argv = [sys.executable, '-m', '{module}']\n"
+            f"import {module}\nprint('tensorflow' in sys.modules)")
+    proc = _python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(module in ("stages.train", "stages.transfer"))]
