@@ -3,13 +3,12 @@ points that use it (the stages, `carbrands predict`, the benchmarks, the tests)
 importing this module first and calling import_tensorflow().
 
 oneDNN: TensorFlow 2.21 turns its oneDNN kernels on by default only on CPUs with
-AVX-512 VNNI, BF16 or AMX, and leaves a CPU with AVX2 alone (an AMD EPYC Zen 3, most
-laptops) on its own kernels, which run EfficientNet-Lite's depthwise convolutions
-at half the speed: on such a 2-core machine oneDNN made a Lite0 forward pass 1.6x
-and a fine-tuning step 1.4x as fast (docs/benchmarks.md, "oneDNN on a CPU without
-AVX-512"). So TF_ENABLE_ONEDNN_OPTS is 1 unless set: the same kernels on both kinds
-of CPU, and on the ones TensorFlow already enables it for, nothing changes.
-TF_ENABLE_ONEDNN_OPTS=0 turns it off.
+AVX-512 VNNI, BF16 or AMX, and leaves a CPU with AVX2 only (an AMD EPYC of the Zen 3
+generation, many desktops and laptops) on its own, slower kernels: on such a 2-core
+machine oneDNN made a Lite0 forward pass 1.5x and a fine-tuning step 1.3x as fast
+(docs/benchmarks.md, "oneDNN on a CPU without AVX-512"). So TF_ENABLE_ONEDNN_OPTS
+is 1 unless set: the same kernels on both kinds of CPU, and on the ones TensorFlow
+already enables it for, nothing changes. TF_ENABLE_ONEDNN_OPTS=0 turns it off.
 
 TensorFlow 2.21 writes notices to stderr from C++ before absl logging is initialised,
 where TF_CPP_MIN_LOG_LEVEL does not reach them (levels 0-3 all print them): oneDNN,
