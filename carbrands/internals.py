@@ -35,6 +35,16 @@ def op_determinism_enabled() -> bool:
     return bool(_tf_config().is_op_determinism_enabled())
 
 
+# -- oneDNN -------------------------------------------------------------------------
+# TF_ENABLE_ONEDNN_OPTS is read when TensorFlow is imported, and without it TensorFlow
+# decides by the CPU; no public call says whether oneDNN ended up on (carbrands/startup.py
+# turns it on where TensorFlow would not: tests/test_setup.py checks that it is).
+
+def onednn_enabled() -> bool:
+    from tensorflow.python.util import _pywrap_util_port
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 # -- TFLite metadata -----------------------------------------------------------------
 # TensorFlow has no public call that adds a metadata entry to a .tflite file; the
 # flatbuffer object API it ships (schema_py_generated, as tensorflow.lite.tools.

@@ -39,6 +39,7 @@ def test_the_patched_and_imported_names_still_have_their_shape():
     assert callable(config.disable_op_determinism) and callable(config.is_op_determinism_enabled)
     # still no public way to turn op determinism off: the private call is still needed
     assert not hasattr(tf.config.experimental, "disable_op_determinism")
+    assert internals.onednn_enabled() in (True, False)
     schema = internals.tflite_schema()
     assert {"data"} <= set(vars(schema.BufferT())) and {"name", "buffer"} <= set(vars(schema.MetadataT()))
 

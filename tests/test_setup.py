@@ -50,9 +50,9 @@ def test_a_stage_under_a_python_without_the_packages_says_to_activate_the_venv(t
 
 def test_onednn_is_on_unless_turned_off():
     # TensorFlow leaves it off by default on a CPU without AVX-512 VNNI/BF16 or AMX
-    # (carbrands/startup.py); IsMklEnabled() is TensorFlow's own answer
+    # (carbrands/startup.py); onednn_enabled() asks TensorFlow itself
     code = ("from carbrands import startup\nstartup.import_tensorflow()\n"
-            "from tensorflow.python.util import _pywrap_util_port\nprint(_pywrap_util_port.IsMklEnabled())")
+            "from carbrands import internals\nprint(internals.onednn_enabled())")
     quiet = {k: v for k, v in QUIET.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     assert _python(code, env=quiet).stdout.split() == ["True"]
     assert _python(code, env=dict(quiet, TF_ENABLE_ONEDNN_OPTS="0")).stdout.split() == ["False"]
