@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import _choices  # noqa: E402
 from bench import _common as common  # noqa: E402
 from carbrands import paths  # noqa: E402
-from carbrands.models.weights import weights_filename  # noqa: E402
+from carbrands.files import read_json  # noqa: E402
 
 # each a change from params.yaml's transfer section, which the first row runs as it is
 VARIANTS = {
@@ -50,8 +50,12 @@ VARIANTS = {
 
 
 def pretrained_for(project: Path, variant: dict, name: str) -> None:
-    """The variant's backbone weights (one backbone's are kept at a time)."""
-    if not (project / paths.PRETRAINED / weights_filename(variant["transfer"]["backbone"])).is_file():
+    """The variant's backbone weights: `pretrained` runs unless its last run in this copy
+    was for the same backbone (one backbone's weights file is kept at a time)."""
+    record = project / paths.PRETRAINED_RECORD
+    last = read_json(record) if record.is_file() else {}
+    # the record is committed; the file it names is there once the stage ran in the copy
+    if last.get("backbone") != variant["transfer"]["backbone"] or not (project / last["file"]).is_file():
         common.run_measured(f"pretrained {name}", [sys.executable, "-m", "stages.pretrained"], project)
 
 

@@ -31,11 +31,21 @@ def stanford() -> Path:
     return STANFORD
 
 
+def _tiny_prepared(folder: Path) -> Path:
+    return write_tiny(folder, ["Alpha", "Beta Motors", "Gamma-Works"], {"train": 24, "val": 8, "test": 8},
+                      image_size=32)
+
+
 @pytest.fixture
 def tiny_prepared(tmp_path):
     """A small learnable prepared dataset (3 classes, 32x32) as `prepare` would write it."""
-    return write_tiny(tmp_path / "prepared", ["Alpha", "Beta Motors", "Gamma-Works"],
-                      {"train": 24, "val": 8, "test": 8}, image_size=32)
+    return _tiny_prepared(tmp_path / "prepared")
+
+
+@pytest.fixture(scope="module")
+def module_tiny_prepared(tmp_path_factory):
+    """tiny_prepared, shared by a module's tests that only read it."""
+    return _tiny_prepared(tmp_path_factory.mktemp("tiny") / "prepared")
 
 
 @pytest.fixture(scope="session")

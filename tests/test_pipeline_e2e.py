@@ -83,9 +83,9 @@ def test_evaluation_metrics_agree_with_the_predictions(tiny_repro, model):
 
 @pytest.mark.slow
 def test_the_cnn_scores_above_chance(tiny_repro):
-    """Tiny params train the CNN on 150 drawn cars of 3 brands (it scored 33 of 45 test cars
-    right). It must beat guessing clearly: a model that guesses (1/3 right on each car) does
-    as well with a probability below 0.1 %, i.e. it needs about 25 of 45 right."""
+    """Tiny params train the CNN on 150 drawn cars of 3 brands at 32 px (it scored 34 of 44
+    test cars right). It must beat guessing clearly: a model that guesses (1/3 right on each
+    car) does as well with a probability below 0.1 %, i.e. it needs about 25 of 45 right."""
     project, _ = tiny_repro
     m = _metrics(project, paths.evaluate_details("cnn"))
     correct = round(m["accuracy"] * m["n_test"])
@@ -201,10 +201,16 @@ def test_the_stages_write_the_committed_metric_keys(tiny_repro):
     the count in test_metrics_size.py is the count of a run."""
     project, _ = tiny_repro
     written, committed = metric_values(project), metric_values(ROOT)
-    assert set(written) == set(committed)
+    # the same files, but for the optimizer runs' seeds (tiny params run one)
+    assert _any_seed(written) == _any_seed(committed)
     for path, data in written.items():
         if not path.startswith(OPTIMIZERS):
             assert json.dumps(sorted(_keys(data))) == json.dumps(sorted(_keys(committed[path]))), path
+
+
+def _any_seed(metrics: dict) -> set[str]:
+    """The metric files' paths, with the seed of an optimizer run's file left out."""
+    return {re.sub(r"-\d+\.json$", "-SEED.json", path) if path.startswith(OPTIMIZERS) else path for path in metrics}
 
 
 def _keys(value, prefix="") -> list[str]:

@@ -4,6 +4,7 @@ started again continues from its backup to the same history and the same model a
 a run never interrupted. A stale or unreadable backup is discarded with one line."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -186,14 +187,12 @@ def test_transfer_killed_in_fine_tuning_resumes_fine_tuning(tmp_path):
     backbone_spec("efficientnet_lite0").constructor(include_top=False, weights=None).save_weights(start)
     tiny = {"weights": str(start), "dense_units": 16, "batch_size": 16,
             "head": {"epochs": 2, "patience": 5}, "fine_tune": {"epochs": 2, "patience": 5, "interpolate": 0.5}}
-    projects = []
-    for name in ("uninterrupted", "killed"):
-        project = tmp_path / name
-        write_tiny(project / paths.PREPARED, ["Alpha", "Beta", "Gamma"], {"train": 24, "val": 8, "test": 8})
-        write_params(project, project_params({"transfer": tiny}))
-        assert _run("stages.pretrained", project)[0] == 0
-        projects.append(project)
-    reference, project = projects
+    reference, project = tmp_path / "uninterrupted", tmp_path / "killed"
+    write_tiny(reference / paths.PREPARED, ["Alpha", "Beta", "Gamma"], {"train": 24, "val": 8, "test": 8})
+    write_params(reference, project_params({"transfer": tiny}))
+    assert _run("stages.pretrained", reference)[0] == 0
+    shutil.copytree(reference, project)   # the same data and weights: `pretrained` once
+    projects = [reference, project]
     assert _run("stages.transfer", reference)[0] == 0
 
     killed = _start("stages.transfer", project)

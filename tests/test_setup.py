@@ -17,14 +17,22 @@ def _python(code: str, env=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env or QUIET, capture_output=True, text=True)
 
 
+# onednn_enabled() asks TensorFlow itself whether its oneDNN kernels are on
+ONEDNN = "from carbrands import internals\nprint(internals.onednn_enabled())\n"
+# TF_ENABLE_ONEDNN_OPTS as a user's shell has it: unset
+UNSET = {k: v for k, v in QUIET.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+
+
 @pytest.mark.skipif(bool(glob.glob("/dev/nvidia[0-9]*")), reason="a GPU machine: cuInit may really fail there")
-def test_tensorflow_starts_without_a_line_on_stderr():
+def test_tensorflow_starts_without_a_line_on_stderr_and_with_onednn_on():
+    # TensorFlow leaves oneDNN off by default on a CPU without AVX-512 VNNI/BF16 or AMX
+    # (carbrands/startup.py)
     proc = _python("from carbrands import startup\n"
                    "startup.import_tensorflow()\n"
                    "import keras, tensorflow as tf\n"
                    "m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])\n"
-                   "print(m.predict(tf.ones((1, 4)), verbose=0).shape)")
-    assert proc.returncode == 0 and proc.stdout.strip() == "(1, 2)", proc.stderr
+                   "print(m.predict(tf.ones((1, 4)), verbose=0).shape)\n" + ONEDNN, env=UNSET)
+    assert proc.returncode == 0 and proc.stdout.split() == ["(1,", "2)", "True"], proc.stderr
     assert proc.stderr == ""
     # the notices are TensorFlow's, written back on request
     loud = _python("from carbrands import startup\nstartup.import_tensorflow()",
@@ -48,22 +56,18 @@ def test_a_stage_under_a_python_without_the_packages_says_to_activate_the_venv(t
     assert proc.stderr.count("\n") == 1 and "source .venv/bin/activate" in proc.stderr
 
 
-def test_onednn_is_on_unless_turned_off():
-    # TensorFlow leaves it off by default on a CPU without AVX-512 VNNI/BF16 or AMX
-    # (carbrands/startup.py); onednn_enabled() asks TensorFlow itself
-    code = ("from carbrands import startup\nstartup.import_tensorflow()\n"
-            "from carbrands import internals\nprint(internals.onednn_enabled())")
-    quiet = {k: v for k, v in QUIET.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    assert _python(code, env=quiet).stdout.split() == ["True"]
-    assert _python(code, env=dict(quiet, TF_ENABLE_ONEDNN_OPTS="0")).stdout.split() == ["False"]
+def test_onednn_can_be_turned_off():
+    code = "from carbrands import startup\nstartup.import_tensorflow()\n" + ONEDNN
+    assert _python(code, env=dict(UNSET, TF_ENABLE_ONEDNN_OPTS="0")).stdout.split() == ["False"]
 
 
+# the four without a model, and one with (each with one starts TensorFlow the same way)
 @pytest.mark.parametrize("module", ["stages.synthesize", "stages.audit", "stages.prepare", "stages.report",
-                                    "stages.train", "stages.transfer"])
+                                    "stages.train"])
 def test_only_the_stages_with_a_model_start_tensorflow(module):
     # as `python -m <module>` sees it while the stages package is imported
     code = (f"import sys\nsys.orig_argv = [sys.executable, '-m', '{module}']\n"
             f"import {module}\nprint('tensorflow' in sys.modules)")
     proc = _python(code)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == [str(module in ("stages.train", "stages.transfer"))]
+    assert proc.stdout.split() == [str(module == "stages.train")]

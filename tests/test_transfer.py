@@ -1,6 +1,7 @@
 """Transfer learning: every backbone builds and splits into frozen part + trained tail,
 the in-model preprocessing is the backbone's own, and a tiny two-phase run through
 the `pretrained` and `transfer` stages writes what the rest of the pipeline reads."""
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -209,15 +210,19 @@ def _fine_tune(tiny_prepared, backbone_batch_size: int, interpolate: float | str
     return [end - begin for end, begin in zip(model.get_weights(), start)], model, result
 
 
-def _fine_tuned_weights(tiny_prepared, backbone_batch_size: int, interpolate: float | str = 1.0) -> list[np.ndarray]:
-    return _fine_tune(tiny_prepared, backbone_batch_size, interpolate)[0]
+@pytest.fixture(scope="module")
+def fine_tuned(module_tiny_prepared):
+    """_fine_tune on one dataset, each setting run once for the whole module (a run
+    builds and traces Lite0: about 10 s); the tests only read what it returns."""
+    run = functools.cache(functools.partial(_fine_tune, module_tiny_prepared))
+    return lambda backbone_batch_size, interpolate=1.0: run(backbone_batch_size, interpolate)
 
 
 @pytest.mark.slow
-def test_fine_tuning_in_smaller_steps_makes_the_updates_of_whole_batches(tiny_prepared):
+def test_fine_tuning_in_smaller_steps_makes_the_updates_of_whole_batches(fine_tuned):
     # transfer.backbone_batch_size bounds the memory of a training step; with batch norm
     # frozen, steps of 4 whose gradients are averaged in pairs update as batches of 8 do
-    whole, in_steps = _fine_tuned_weights(tiny_prepared, 8), _fine_tuned_weights(tiny_prepared, 4)
+    whole, in_steps = fine_tuned(8)[0], fine_tuned(4)[0]
     moved = [(a, b) for a, b in zip(whole, in_steps) if np.abs(a).max() > 0]
     assert len(moved) > 50   # the backbone's weights, not only the head's
     for a, b in moved:
@@ -225,10 +230,10 @@ def test_fine_tuning_in_smaller_steps_makes_the_updates_of_whole_batches(tiny_pr
 
 
 @pytest.mark.slow
-def test_interpolation_keeps_the_head_and_moves_the_backbone_part_of_the_way(tiny_prepared):
+def test_interpolation_keeps_the_head_and_moves_the_backbone_part_of_the_way(fine_tuned):
     # transfer.fine_tune.interpolate 0.25: the tuned backbone layers end a quarter of the
     # way from where they started to the fine-tuned weights; the head as fine-tuned
-    moved, quarter = _fine_tuned_weights(tiny_prepared, 8), _fine_tuned_weights(tiny_prepared, 8, 0.25)
+    moved, quarter = fine_tuned(8)[0], fine_tuned(8, 0.25)[0]
     model = transfer.build_model("efficientnet_lite0", 32, 3, dense_units=8, dropout=0.0)
     head = [l.name in transfer.HEAD_LAYERS for l in model.layers for _ in l.weights]
     assert len(head) == len(moved) and sum(head) == 7   # feature_norm: mean, variance, count; two dense layers
@@ -242,11 +247,11 @@ def test_interpolation_keeps_the_head_and_moves_the_backbone_part_of_the_way(tin
 
 
 @pytest.mark.slow
-def test_auto_interpolation_keeps_the_candidate_with_the_lower_validation_loss(tiny_prepared):
-    _, model, result = _fine_tune(tiny_prepared, 8, "auto")
+def test_auto_interpolation_keeps_the_candidate_with_the_lower_validation_loss(fine_tuned, module_tiny_prepared):
+    _, model, result = fine_tuned(8, "auto")
     losses = result.interpolate_val_loss
     assert set(losses) == {0.5, 1.0} and result.interpolate == min(losses, key=losses.get)
-    val = load_split(tiny_prepared, "val")
+    val = load_split(module_tiny_prepared, "val")
 
     def scored(m):
         return m.evaluate(np.asarray(val.images, np.float32), val.labels, batch_size=8, verbose=0)
@@ -255,8 +260,8 @@ def test_auto_interpolation_keeps_the_candidate_with_the_lower_validation_loss(t
     assert loss == pytest.approx(losses[result.interpolate], abs=1e-4)
     assert accuracy == pytest.approx(result.final_val_accuracy, abs=1e-6)
     # the fine-tuned weights' loss, taken from their epoch, is theirs
-    _, fine_tuned, as_fine_tuned = _fine_tune(tiny_prepared, 8, 1.0)
-    assert scored(fine_tuned)[0] == pytest.approx(losses[1.0], abs=1e-4)
+    _, as_fine_tuned_model, as_fine_tuned = fine_tuned(8, 1.0)
+    assert scored(as_fine_tuned_model)[0] == pytest.approx(losses[1.0], abs=1e-4)
     assert as_fine_tuned.interpolate == 1 and as_fine_tuned.interpolate_val_loss == {}
 
 
