@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: put the venv first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: repro test plots metrics dvc clean-venv
+.PHONY: repro test test-bench plots metrics dvc clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,13 +25,19 @@ dvc: $(VENV)/.installed
 metrics: $(VENV)/.installed
 	$(BIN)/dvc metrics $(if $(REVS),diff $(REVS),show)
 
-# the linter first (seconds), then the whole suite on two workers (pytest-xdist), each
-# test file on one of them: most tests spend their time starting Python, TensorFlow and
-# DVC, which one core does while the other computes
+# the linter first (seconds), then the suite on two workers (pytest-xdist), each test
+# file on one of them: most tests spend their time starting Python, TensorFlow and DVC,
+# which one core does while the other computes. The benchmarks' runs at tiny sizes
+# (tests/test_bench.py, marked `bench`) are left to `make test-bench`; CI runs both.
 TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PYTEST) -m "not bench" $(PYTEST_ARGS)
+
+# each script in bench/ once at tiny sizes: that they run and report sane figures
+test-bench: $(VENV)/.installed
+	$(PYTEST) -m bench $(PYTEST_ARGS)
 
 # The plots page with vega's scripts inlined, so it opens offline: dvc_plots/index.html.
 # `make plots REVS=main` draws `dvc plots diff main` (the workspace against main) instead.

@@ -1,6 +1,8 @@
 """Each benchmark runs once at --tiny sizes, so the scripts don't rot. Only that
-they run and report sane figures is checked, never how fast anything is.
-(bench/pipeline.py is run on the tiny repro, in test_pipeline_e2e.py.)"""
+they run and report sane figures is checked, never how fast anything is. These
+run under `make test-bench` (and in CI), not `make test`: they check the tools that
+measure the pipeline, not the pipeline. (bench/pipeline.py is run on the tiny repro,
+in test_pipeline_e2e.py, under `make test`.)"""
 import importlib.util
 import sys
 
@@ -8,6 +10,8 @@ import pytest
 
 from bench import _common
 from tests.helpers import run_bench
+
+pytestmark = pytest.mark.bench
 
 
 def test_the_memory_sampler_sees_a_grandchild_s_peak(tmp_path):
