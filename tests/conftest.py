@@ -53,9 +53,10 @@ def tiny_repro(tmp_path_factory, worker_id) -> tuple[Path, float]:
     """A copy of the project as a fresh clone holds it, committed to its own git repository,
     with tiny params, after a real `dvc repro` of the whole pipeline: (folder, seconds the
     repro took). The end-to-end tests and the pipeline benchmark's test (all in
-    tests/test_pipeline_e2e.py) look at this one run. It is built once per `make test`: under pytest-xdist the first
-    worker to need it builds it while the others wait on a lock, and each worker gets its
-    own copy, because some of its tests change params.yaml in it."""
+    tests/test_pipeline_e2e.py) look at this one run. It is built once per `make test`:
+    under pytest-xdist the first worker to need it builds it while the others wait on a
+    lock, and each worker gets its own copy, because some of its tests change
+    params.yaml in it."""
     if worker_id == "master":   # a plain pytest run: one process
         return _build_tiny_repro(tmp_path_factory.mktemp("clone") / "project")
     shared = tmp_path_factory.getbasetemp().parent   # the run's folder, above each worker's own
