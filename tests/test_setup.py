@@ -10,7 +10,10 @@ import pytest
 
 from devtools.projects import ROOT
 
-QUIET = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "CARBRANDS_TF_STARTUP_LOG")}
+# the environment as a user's shell has it: none of the settings carbrands/startup.py
+# makes (conftest imports it, so this process has them) or the tests may add
+QUIET = {k: v for k, v in os.environ.items()
+         if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "CARBRANDS_TF_STARTUP_LOG")}
 
 
 def _python(code: str, env=None) -> subprocess.CompletedProcess:
@@ -19,8 +22,6 @@ def _python(code: str, env=None) -> subprocess.CompletedProcess:
 
 # onednn_enabled() asks TensorFlow itself whether its oneDNN kernels are on
 ONEDNN = "from carbrands import internals\nprint(internals.onednn_enabled())\n"
-# TF_ENABLE_ONEDNN_OPTS as a user's shell has it: unset
-UNSET = {k: v for k, v in QUIET.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
 
 
 @pytest.mark.skipif(bool(glob.glob("/dev/nvidia[0-9]*")), reason="a GPU machine: cuInit may really fail there")
@@ -31,7 +32,7 @@ def test_tensorflow_starts_without_a_line_on_stderr_and_with_onednn_on():
                    "startup.import_tensorflow()\n"
                    "import keras, tensorflow as tf\n"
                    "m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])\n"
-                   "print(m.predict(tf.ones((1, 4)), verbose=0).shape)\n" + ONEDNN, env=UNSET)
+                   "print(m.predict(tf.ones((1, 4)), verbose=0).shape)\n" + ONEDNN)
     assert proc.returncode == 0 and proc.stdout.split() == ["(1,", "2)", "True"], proc.stderr
     assert proc.stderr == ""
     # the notices are TensorFlow's, written back on request
@@ -58,7 +59,7 @@ def test_a_stage_under_a_python_without_the_packages_says_to_activate_the_venv(t
 
 def test_onednn_can_be_turned_off():
     code = "from carbrands import startup\nstartup.import_tensorflow()\n" + ONEDNN
-    assert _python(code, env=dict(UNSET, TF_ENABLE_ONEDNN_OPTS="0")).stdout.split() == ["False"]
+    assert _python(code, env=dict(QUIET, TF_ENABLE_ONEDNN_OPTS="0")).stdout.split() == ["False"]
 
 
 # the four without a model, and one with (each with one starts TensorFlow the same way)
