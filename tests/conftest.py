@@ -2,6 +2,7 @@ import fcntl
 import shutil
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -48,31 +49,38 @@ def module_tiny_prepared(tmp_path_factory):
     return _tiny_prepared(tmp_path_factory.mktemp("tiny") / "prepared")
 
 
+class TinyRepro(NamedTuple):
+    project: Path   # the copy, after the repro
+    seconds: float  # what the repro took
+    output: str     # what its stages printed
+
+
 @pytest.fixture(scope="session")
-def tiny_repro(tmp_path_factory, worker_id) -> tuple[Path, float]:
+def tiny_repro(tmp_path_factory, worker_id) -> TinyRepro:
     """A copy of the project as a fresh clone holds it, committed to its own git repository,
-    with tiny params, after a real `dvc repro` of the whole pipeline: (folder, seconds the
-    repro took). The end-to-end tests and the pipeline benchmark's test (all in
-    tests/test_pipeline_e2e.py) look at this one run. It is built once per `make test`:
-    under pytest-xdist the first worker to need it builds it while the others wait on a
-    lock, and each worker gets its own copy, because some of its tests change
-    params.yaml in it."""
+    with tiny params, after a real `dvc repro` of the whole pipeline. The end-to-end
+    tests and the pipeline benchmark's test (all in tests/test_pipeline_e2e.py) look
+    at this one run. It is built once per `make test`: under pytest-xdist the first
+    worker to need it builds it while the others wait on a lock, and each worker gets
+    its own copy, because some of its tests change params.yaml in it."""
     if worker_id == "master":   # a plain pytest run: one process
         return _build_tiny_repro(tmp_path_factory.mktemp("clone") / "project")
     shared = tmp_path_factory.getbasetemp().parent   # the run's folder, above each worker's own
-    built, seconds = shared / "tiny-repro", shared / "tiny-repro-seconds"
+    built, seconds, output = shared / "tiny-repro", shared / "tiny-repro-seconds", shared / "tiny-repro-output"
     with open(shared / "tiny-repro.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not seconds.is_file():   # not built yet, or a build that failed: start afresh
             shutil.rmtree(built, ignore_errors=True)
-            seconds.write_text(str(_build_tiny_repro(built)[1]))
+            repro = _build_tiny_repro(built)
+            output.write_text(repro.output)
+            seconds.write_text(str(repro.seconds))
     dest = tmp_path_factory.mktemp("clone") / "project"
     shutil.copytree(built, dest, symlinks=True)
-    return dest, float(seconds.read_text())
+    return TinyRepro(dest, float(seconds.read_text()), output.read_text())
 
 
-def _build_tiny_repro(dest: Path) -> tuple[Path, float]:
+def _build_tiny_repro(dest: Path) -> TinyRepro:
     committed_copy(dest, TINY_PARAMS)
     start = time.perf_counter()
-    run(["dvc", "repro"], dest)
-    return dest, time.perf_counter() - start
+    output = run(["dvc", "repro"], dest)
+    return TinyRepro(dest, time.perf_counter() - start, output)

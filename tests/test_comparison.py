@@ -67,10 +67,11 @@ def test_one_seed_measures_no_spread_and_one_run_has_nothing_to_compare():
 
 def test_the_machine_table_groups_stages_that_ran_on_the_same_machine():
     rec = {"cpu": "AMD EPYC", "cpu_cores": 2, "cpu_flags": ["avx2", "avx512f"], "gpus": [], "platform": "Linux",
-           "python": "3.11", "tensorflow": "2.21.0", "keras": "3.15.1", "onednn": "default",
+           "python": "3.11", "tensorflow": "2.21.0", "keras": "3.15.1", "onednn": True,
            "op_determinism": True}
     table = report.machine_table({"train": rec, "transfer": rec, "optimizers@adam-1": {**rec, "op_determinism": False}})
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()]
     assert len(rows) == 4  # header, rule, two machines
-    assert rows[2] == ["train, transfer", "AMD EPYC (2)", "avx2 avx512f", "none", "2.21.0 / 3.15.1", "on", "Linux"]
-    assert rows[3][0] == "optimizers@adam-1" and rows[3][5] == "off"
+    assert rows[2] == ["train, transfer", "AMD EPYC (2)", "avx2 avx512f", "none", "2.21.0 / 3.15.1", "on", "on",
+                       "Linux"]
+    assert rows[3][0] == "optimizers@adam-1" and rows[3][5:7] == ["on", "off"]

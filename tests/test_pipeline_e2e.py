@@ -1,21 +1,26 @@
 """The real `dvc repro` of the whole pipeline on tiny params, in a temporary copy of
 the project (conftest's tiny_repro): every output is there, the numbers in the
-metric files are right and agree with each other, DVC's view of what a params
-change reruns, the README's commands, the committed metric keys and the pipeline
-benchmark. Every test that reads that run is in this file, so under `make test`
-one worker builds it and runs them while the other runs everything else."""
+metric files are right and agree with each other, the transfer stage's two phases
+and its model, DVC's view of what a params change reruns, the README's commands,
+the committed metric keys and the pipeline benchmark. Every test that reads that run
+is in this file, so under `make test` one worker builds it and runs them while the
+other runs everything else."""
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
 import sys
+from unittest.mock import ANY
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from carbrands import paths
+from carbrands.data.prepared import load_split
 from carbrands.history import read_history
 from carbrands.models.names import TRAINED_MODELS
 from devtools.projects import ROOT, TINY_PARAMS, env, run
@@ -40,7 +45,7 @@ def chance_p_value(correct: int, n: int, classes: int) -> float:
 
 @pytest.mark.slow
 def test_repro_produces_every_output(tiny_repro):
-    project, _ = tiny_repro
+    project = tiny_repro.project
     for out in [paths.PREPARED / "train/images.npy", paths.model("cnn"), paths.model("transfer"), paths.REPORT,
                 paths.AUGMENT_GRID, paths.evaluate_plots("cnn") / "confusion.csv",
                 paths.evaluate_plots("transfer") / "gradcam.png", paths.REPORT_PLOTS / "optimizers_accuracy.png"]:
@@ -53,7 +58,7 @@ def test_repro_produces_every_output(tiny_repro):
 
 @pytest.mark.slow
 def test_the_audit_finds_the_planted_copies_and_prepare_drops_them(tiny_repro):
-    project, _ = tiny_repro
+    project = tiny_repro.project
     data = _metrics(project, paths.DATA_DETAILS)
     audit, prepared = data["audit"], data["prepared"]
     # tiny params plant 1 exact and 1 near copy of a train image in val/test
@@ -68,7 +73,7 @@ def test_the_audit_finds_the_planted_copies_and_prepare_drops_them(tiny_repro):
 @pytest.mark.slow
 @pytest.mark.parametrize("model", TRAINED_MODELS)
 def test_evaluation_metrics_agree_with_the_predictions(tiny_repro, model):
-    project, _ = tiny_repro
+    project = tiny_repro.project
     m = _metrics(project, paths.evaluate_details(model))
     assert _metrics(project, paths.evaluate_metrics(model)).items() <= m.items()
     n_test = _metrics(project, paths.DATA_METRICS)["images"]["test"]
@@ -86,7 +91,7 @@ def test_the_cnn_scores_above_chance(tiny_repro):
     """Tiny params train the CNN on 150 drawn cars of 3 brands at 32 px (it scored 34 of 44
     test cars right). It must beat guessing clearly: a model that guesses (1/3 right on each
     car) does as well with a probability below 0.1 %, i.e. it needs about 25 of 45 right."""
-    project, _ = tiny_repro
+    project = tiny_repro.project
     m = _metrics(project, paths.evaluate_details("cnn"))
     correct = round(m["accuracy"] * m["n_test"])
     assert chance_p_value(correct, m["n_test"], 3) < 0.001, m
@@ -94,7 +99,7 @@ def test_the_cnn_scores_above_chance(tiny_repro):
 
 @pytest.mark.slow
 def test_training_and_optimizer_metrics_are_consistent(tiny_repro):
-    project, _ = tiny_repro
+    project = tiny_repro.project
     p = yaml.safe_load((project / "params.yaml").read_text())
     cnn = _metrics(project, paths.train_details("cnn"))
     assert _metrics(project, paths.train_metrics("cnn")).items() <= cnn.items()
@@ -116,14 +121,58 @@ def test_training_and_optimizer_metrics_are_consistent(tiny_repro):
 
 
 @pytest.mark.slow
+def test_the_transfer_stage_trains_two_phases_into_a_model_for_raw_images(tiny_repro):
+    """Tiny params: random initial weights, one epoch a phase."""
+    import keras
+
+    project = tiny_repro.project
+    p = yaml.safe_load((project / "params.yaml").read_text())["transfer"]
+    record = _metrics(project, paths.PRETRAINED_RECORD)
+    assert record["route"] == "none" and record["pretrained"] is False
+    # nothing to interpolate back towards, and the log says so
+    assert p["fine_tune"]["interpolate"] == "auto"
+    assert "transfer.fine_tune.interpolate auto not applied (1 used)" in tiny_repro.output
+
+    history = read_history(project / paths.live_dir("transfer"))
+    assert list(history.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy",
+                                     "learning_rate", "phase"]
+    assert history["phase"].tolist() == ["head", "fine_tune"]
+    assert history["epoch"].tolist() == [1, 2]
+    rates = [p[phase]["learning_rate"] for phase in ("head", "fine_tune")]
+    assert history["learning_rate"].tolist() == pytest.approx(rates)   # the cosine schedule starts at its rate
+    assert _metrics(project, paths.train_metrics("transfer")) == {"epochs_run": 2, "train_seconds": ANY}
+    metrics = _metrics(project, paths.train_details("transfer"))
+    assert metrics["pretrained"] is False and metrics["weights_route"] == "none"
+    assert "not pretrained" in metrics["weights"]
+    assert metrics["fine_tune_interpolate"] == 1 and metrics["fine_tune_interpolate_val_loss"] == {}
+    assert metrics["epochs_run"] == 2 and metrics["epochs_run_per_phase"] == {"head": 1, "fine_tune": 1}
+    # where the stage's time went: the features and each phase, within the whole
+    phases = metrics["seconds_per_phase"]
+    assert list(phases) == ["head", "fine_tune"] and all(s > 0 for s in phases.values())
+    assert metrics["feature_seconds"] + sum(phases.values()) <= metrics["train_seconds"] + 0.1
+    assert metrics["best_val_accuracy"] == pytest.approx(history["val_accuracy"].max())
+    assert (project / paths.train_figure("transfer")).stat().st_size > 0
+
+    model = keras.models.load_model(project / paths.model("transfer"))  # no custom objects needed
+    val = load_split(project / paths.PREPARED, "val")
+    raw = np.asarray(val.images, np.float32)  # 0..255, as evaluation feeds it
+    probs = model.predict(raw, verbose=0)
+    assert probs.shape == (len(val.labels), 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    # the saved model is the one that was scored
+    assert (probs.argmax(1) == val.labels).mean() == pytest.approx(metrics["final_val_accuracy"], abs=1e-6)
+
+
+@pytest.mark.slow
 def test_each_training_stage_records_where_it_ran_beside_its_metrics_not_as_one(tiny_repro):
-    project, _ = tiny_repro
+    project = tiny_repro.project
     p = yaml.safe_load((project / "params.yaml").read_text())
     metrics = [paths.train_metrics("cnn"), paths.train_metrics("transfer")] + [
         paths.optimizer_metrics(name, seed) for name in p["optimizers"]["runs"] for seed in p["optimizers"]["seeds"]]
     for m in metrics:
         record = _metrics(project, paths.machine_record(m))
         assert record["op_determinism"] is p["train"]["deterministic"] and record["tensorflow"], m
+        # TensorFlow's answer: on, as carbrands/startup.py asks, unless the environment turned it off
+        assert record["onednn"] is (os.environ["TF_ENABLE_ONEDNN_OPTS"] != "0"), m
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project))
     assert "machine.json" not in json.dumps(shown)
     history = pd.read_csv(project / paths.REPORT_PLOTS / "optimizers_history.csv")
@@ -136,7 +185,7 @@ def test_each_training_stage_records_where_it_ran_beside_its_metrics_not_as_one(
 
 @pytest.mark.slow
 def test_params_changes_rerun_only_dependent_stages(tiny_repro):
-    project, _ = tiny_repro
+    project = tiny_repro.project
     params_path = project / "params.yaml"
     original = params_path.read_text()
     try:
@@ -168,7 +217,7 @@ def test_params_changes_rerun_only_dependent_stages(tiny_repro):
 
 @pytest.mark.slow
 def test_readme_commands_run_and_print_what_the_readme_says(tiny_repro, tmp_path):
-    source, _ = tiny_repro
+    source = tiny_repro.project
     project = tmp_path / "project"
     shutil.copytree(source, project, symlinks=True)
     run_env = env(project)
@@ -199,7 +248,7 @@ def test_readme_commands_run_and_print_what_the_readme_says(tiny_repro, tmp_path
 def test_the_stages_write_the_committed_metric_keys(tiny_repro):
     """The committed metrics (the default run's) have the keys the stages write now, so
     the count in test_metrics_size.py is the count of a run."""
-    project, _ = tiny_repro
+    project = tiny_repro.project
     written, committed = metric_values(project), metric_values(ROOT)
     # the same files, but for the optimizer runs' seeds (tiny params run one)
     assert _any_seed(written) == _any_seed(committed)
@@ -222,7 +271,7 @@ def _keys(value, prefix="") -> list[str]:
 @pytest.mark.slow
 def test_the_pipeline_benchmark(tmp_path, tiny_repro):
     # the session's tiny `dvc repro` (conftest) stands for the benchmark's step (a)
-    project, repro_seconds = tiny_repro
+    project, repro_seconds = tiny_repro.project, tiny_repro.seconds
     stdout, result = run_bench("pipeline", tmp_path, "--project", str(project))
     assert repro_seconds > result["noop_repro"]["seconds"] > 0
     changes = {r["param"]: r for r in result["params_changes"]}

@@ -1,23 +1,18 @@
 """Transfer learning: every backbone builds and splits into frozen part + trained tail,
-the in-model preprocessing is the backbone's own, and a tiny two-phase run through
-the `pretrained` and `transfer` stages writes what the rest of the pipeline reads."""
+the in-model preprocessing is the backbone's own, and fine-tuning sums small steps
+into whole batches and interpolates back towards the starting weights. (The stages'
+tiny two-phase run: tests/test_pipeline_e2e.py.)"""
 import functools
-import json
-import shutil
 from pathlib import Path
-from unittest.mock import ANY
 
 import keras
 import numpy as np
 import pytest
 import yaml
 
-import stages.pretrained
-import stages.transfer
-from carbrands import params, paths
+from carbrands import params
 from carbrands.data.prepared import load_split
 from carbrands.errors import ParamError
-from carbrands.history import read_history
 from carbrands.models import backbones, names, transfer
 from carbrands.training import transfer as transfer_training
 
@@ -91,62 +86,6 @@ def test_in_model_preprocessing_is_the_backbones_own():
     x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(pre.predict(x, verbose=0),
                                keras.applications.vgg16.preprocess_input(x.copy()), atol=1e-4)
-
-
-@pytest.fixture
-def tiny_project(tmp_path, tiny_prepared, monkeypatch):
-    """A working directory with tiny params (random weights, 1 epoch per phase) and
-    the tiny prepared data, as `dvc repro` would see it."""
-    p = yaml.safe_load((ROOT / "params.yaml").read_text())
-    p["transfer"].update(weights="none", dense_units=16, batch_size=16)
-    for phase in ("head", "fine_tune"):
-        p["transfer"][phase].update(epochs=1)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
-    shutil.copytree(tiny_prepared, tmp_path / paths.PREPARED)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.mark.slow
-def test_two_phase_run_writes_history_metrics_and_a_model_for_raw_images(tiny_project, tiny_prepared, capsys):
-    p = yaml.safe_load(Path("params.yaml").read_text())
-    stages.pretrained.main()
-    record = json.loads(Path("details/pretrained.json").read_text())
-    assert record["route"] == "none" and record["pretrained"] is False
-    stages.transfer.main()
-    # random initial weights: nothing to interpolate back towards, and the log says so
-    assert p["transfer"]["fine_tune"]["interpolate"] == "auto"
-    assert "transfer.fine_tune.interpolate auto not applied (1 used)" in capsys.readouterr().out
-
-    history = read_history(paths.live_dir("transfer"))
-    assert list(history.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy",
-                                     "learning_rate", "phase"]
-    assert history["phase"].tolist() == ["head", "fine_tune"]
-    assert history["epoch"].tolist() == [1, 2]
-    rates = [p["transfer"][phase]["learning_rate"] for phase in ("head", "fine_tune")]
-    assert history["learning_rate"].tolist() == pytest.approx(rates)   # the cosine schedule starts at its rate
-    assert json.loads(Path("metrics/train/transfer.json").read_text()) == {"epochs_run": 2, "train_seconds": ANY}
-    metrics = json.loads(Path("details/train/transfer.json").read_text())
-    assert metrics["pretrained"] is False and metrics["weights_route"] == "none"
-    assert "not pretrained" in metrics["weights"]
-    assert metrics["fine_tune_interpolate"] == 1 and metrics["fine_tune_interpolate_val_loss"] == {}
-    assert metrics["epochs_run"] == 2 and metrics["epochs_run_per_phase"] == {"head": 1, "fine_tune": 1}
-    # where the stage's time went: the features and each phase, within the whole
-    phases = metrics["seconds_per_phase"]
-    assert list(phases) == ["head", "fine_tune"] and all(s > 0 for s in phases.values())
-    assert metrics["feature_seconds"] + sum(phases.values()) <= metrics["train_seconds"] + 0.1
-    assert metrics["best_val_accuracy"] == pytest.approx(history["val_accuracy"].max())
-    assert Path("plots/train/transfer.png").stat().st_size > 0
-
-    model = keras.models.load_model("models/transfer.keras")  # no custom objects needed
-    val = load_split(tiny_prepared, "val")
-    raw = np.asarray(val.images[:6], np.float32)  # 0..255, as evaluation feeds the CNN
-    probs = model.predict(raw, verbose=0)
-    assert probs.shape == (6, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
-    # the saved model is the one that was scored
-    accuracy = float((model.predict(np.asarray(val.images, np.float32), verbose=0).argmax(1)
-                      == val.labels).mean())
-    assert accuracy == pytest.approx(metrics["final_val_accuracy"], abs=1e-6)
 
 
 def test_the_backbone_registry_builds_exactly_the_names_params_allow():

@@ -68,11 +68,11 @@ def machine_table(records: dict[str, dict]) -> str:
     groups: dict[str, tuple[list[str], dict]] = {}
     for stage, rec in records.items():
         groups.setdefault(repr(sorted(rec.items())), ([], rec))[0].append(stage)
-    return _table(["stages", "CPU (cores)", "instruction sets", "GPU", "TensorFlow / Keras", "op determinism",
-                   "platform"],
+    return _table(["stages", "CPU (cores)", "instruction sets", "GPU", "TensorFlow / Keras", "oneDNN",
+                   "op determinism", "platform"],
                   [[", ".join(stages), f"{rec['cpu']} ({rec['cpu_cores']})", " ".join(rec["cpu_flags"]) or "-",
                     ", ".join(rec["gpus"]) or "none", f"{rec['tensorflow']} / {rec['keras']}",
-                    "on" if rec["op_determinism"] else "off", rec["platform"]]
+                    "on" if rec["onednn"] else "off", "on" if rec["op_determinism"] else "off", rec["platform"]]
                    for stages, rec in groups.values()])
 
 

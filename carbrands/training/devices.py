@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from carbrands import internals
 from carbrands.seeding import op_determinism_enabled
 
 # The CPU instruction sets that decide which oneDNN/Eigen kernels run, and so the
@@ -87,6 +88,6 @@ def machine_record(cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+        "onednn": internals.onednn_enabled(),   # TensorFlow's own answer, whatever the environment asked
         "op_determinism": op_determinism_enabled(),
     }
