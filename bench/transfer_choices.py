@@ -3,16 +3,18 @@ folder in the Kaggle layout (real photos), in one temporary copy of the project.
 
 audit, prepare and pretrained run once; then, per variant, `transfer` and
 `evaluate transfer` run as their own processes with that variant's params. Printed
-per variant: the saved model's validation accuracy (what a choice is made on), its
+per variant: the saved model's validation accuracy (what a choice is made on), the
+interpolation it was saved with (transfer.fine_tune.interpolate as applied), its
 test accuracy with the 95 % bootstrap interval and macro F1 (reported, not chosen
 on), and the transfer stage's seconds. A variant with another backbone runs
-`pretrained` again first. One seed each: on a couple of hundred
-validation photos, differences of 2 to 3 points are within the noise.
+`pretrained` again first. One seed each: on a couple of hundred validation
+photos, differences of 2 to 3 points are within the noise.
 
     .venv/bin/python bench/transfer_choices.py DATA_DIR [--image-size auto] [--only NAME ...] [--seed N] [--tiny]
 """
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
@@ -22,6 +24,10 @@ from bench import _choices  # noqa: E402
 from bench import _common as common  # noqa: E402
 from carbrands import paths  # noqa: E402
 from carbrands.files import read_json  # noqa: E402
+from devtools.projects import merge  # noqa: E402
+
+VGG16_RECIPE = {"backbone": "vgg16", "mirror_features": False, "fine_tune": {
+    "unfreeze_from": "auto", "augment": False, "learning_rate": 0.0001, "epochs": 5, "interpolate": 1.0}}
 
 # each a change from params.yaml's transfer section, which the first row runs as it is
 VARIANTS = {
@@ -43,9 +49,10 @@ VARIANTS = {
     "class_weight none": {"class_weight": "none"},
     "efficientnet_lite2": {"backbone": "efficientnet_lite2"},
     # the notebook's backbone, with the recipe that suits it (cached block-4 outputs, last block),
-    # as it was measured: as fine-tuned
-    "vgg16 (last block, cached)": {"backbone": "vgg16", "mirror_features": False, "fine_tune": {
-        "unfreeze_from": "auto", "augment": False, "learning_rate": 0.0001, "epochs": 5, "interpolate": 1.0}},
+    # as it was measured: as fine-tuned; and with the default interpolation on top
+    "vgg16 (last block, cached)": VGG16_RECIPE,
+    "vgg16 (last block, cached), interpolate auto": merge(copy.deepcopy(VGG16_RECIPE),
+                                                          {"fine_tune": {"interpolate": "auto"}}),
 }
 
 
@@ -63,7 +70,8 @@ def main() -> None:
     args = _choices.parse_args(__doc__, VARIANTS)
     _choices.run_variants(
         "transfer_choices", args, VARIANTS, "transfer", "transfer",
-        lambda d: {"val_accuracy": round(d["final_val_accuracy"], 4), "epochs": d["epochs_run_per_phase"]},
+        lambda d: {"val_accuracy": round(d["final_val_accuracy"], 4), "epochs": d["epochs_run_per_phase"],
+                   "interpolate": d["fine_tune_interpolate"]},
         before=pretrained_for)
 
 

@@ -85,6 +85,7 @@ def test_transfer_choices(tmp_path, real_cars):
     stdout, result = run_bench("transfer_choices", tmp_path, str(real_cars), "--only", "no fine-tuning")
     [row] = result["rows"]
     assert row["variant"] == "no fine-tuning" and row["epochs"]["fine_tune"] == 0 < row["epochs"]["head"]
+    assert row["interpolate"] == 1   # random weights (--tiny): nothing to interpolate towards
     low, high = row["ci95"]
     assert 0 <= row["val_accuracy"] <= 1 and low <= row["accuracy"] <= high and row["transfer_seconds"] > 0
     assert "Transfer choices on" in stdout
