@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,6 +37,16 @@ def write_tiny(prepared_dir: str | Path, classes: list[str], per_class: dict[str
     (prepared_dir / "classes.json").write_text(json.dumps(classes))
     (prepared_dir / "meta.json").write_text(json.dumps({"image_size": image_size, "resize": "pad"}))
     return prepared_dir
+
+
+# a training stage's line at the end of an epoch ("epoch 3/8  loss ..."), not the progress
+# lines within one ("epoch 3: 40/47 batches ..."), which a slow or loaded machine also prints
+_EPOCH_END = re.compile(r"epoch \d+/\d+ ")
+
+
+def epoch_lines(out: str) -> list[str]:
+    """The lines a training stage printed at the end of each epoch."""
+    return [line for line in out.splitlines() if _EPOCH_END.match(line)]
 
 
 def backup_epoch(file: Path) -> int:

@@ -16,7 +16,7 @@ import pytest
 from carbrands import paths
 from carbrands.training import resume
 from devtools.projects import env, project_params, write_params
-from tests.helpers import backup_epoch, kill_after_backup, write_tiny
+from tests.helpers import backup_epoch, epoch_lines, kill_after_backup, write_tiny
 
 TIMEOUT = 300  # seconds a worker may take (two epochs take ~20 s on a busy 2-core machine)
 TINY_TRAIN = {"filters": [8, 16], "convs_per_block": 1, "dropout": [0.0, 0.1], "dense_units": 16,
@@ -65,7 +65,7 @@ def _project(root: Path) -> Path:
 
 def _epoch_lines(out: str) -> list[str]:
     """The per-epoch lines without the seconds at their end."""
-    return [line.rsplit("  ", 1)[0] for line in out.splitlines() if line.startswith("epoch ")]
+    return [line.rsplit("  ", 1)[0] for line in epoch_lines(out)]
 
 
 def _live(project: Path) -> dict[str, bytes]:

@@ -18,7 +18,7 @@ from carbrands import paths
 from carbrands.history import metrics_folder, read_history
 from carbrands.training import resume
 from devtools.projects import env, project_params, write_params
-from tests.helpers import kill_after_backup, write_tiny
+from tests.helpers import epoch_lines, kill_after_backup, write_tiny
 
 EPOCHS = 6
 # a tiny CNN; learning-rate reduction and early stopping both hold state across epochs
@@ -101,7 +101,7 @@ def test_killed_after_epoch_2_resumes_to_the_same_history_and_model(uninterrupte
     assert again.returncode == 0, out
     assert [line for line in out.splitlines() if line.startswith("resume:")] == [
         "resume: continuing train from epoch 3 (backup taken after epoch 2 in .resume/train/backup.npz)"]
-    assert [line.split()[1] for line in out.splitlines() if line.startswith("epoch ")][0] == f"3/{EPOCHS}"
+    assert [line.split()[1] for line in epoch_lines(out)][0] == f"3/{EPOCHS}"
     assert _live_files(project) == _live_files(reference)   # byte for byte
     for a, b in zip(_weights(project), _weights(reference), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -203,7 +203,7 @@ def test_transfer_killed_in_fine_tuning_resumes_fine_tuning(tmp_path):
     assert [line for line in out.splitlines() if line.startswith("resume:")] == [
         "resume: continuing transfer fine_tune from epoch 4 (backup taken after epoch 3 in "
         ".resume/transfer/backup.npz)"]
-    assert [line.split()[1] for line in out.splitlines() if line.startswith("epoch ")] == ["4/4"]
+    assert [line.split()[1] for line in epoch_lines(out)] == ["4/4"]
 
     live = {p: {f.relative_to(p).as_posix(): f.read_bytes() for f in sorted((p / paths.live_dir("transfer")).rglob("*"))
                 if f.is_file()} for p in projects}

@@ -12,6 +12,7 @@ from carbrands.training import compiling, devices, names
 from carbrands.training.cnn import cnn_fit
 from carbrands.training.fit import HISTORY_COLUMNS, fit, history_metrics
 from carbrands.training.session import Inputs
+from tests.helpers import epoch_lines
 
 TINY_CNN = {"image_size": 1024, "filters": [8, 16], "convs_per_block": 1, "dropout": [0.0, 0.1], "pooling": "global",
             "dense_units": 16, "head_dropout": 0.0}
@@ -50,7 +51,7 @@ def test_fit_writes_a_sensible_history(tiny_prepared, capsys):
     # 72 training images an epoch, 2 epochs
     assert result.images_per_second == pytest.approx(72 * 2 / result.train_seconds)
     # one plain line per epoch, no progress bar
-    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("epoch ")]
+    lines = epoch_lines(capsys.readouterr().out)
     assert [l.split()[1] for l in lines] == ["1/2", "2/2"]
     assert all("val_accuracy" in l and "lr" in l for l in lines)
 
