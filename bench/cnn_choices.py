@@ -27,7 +27,7 @@ VARIANTS = {
     "image_size 75": {"image_size": 75},
     "batch_size 64": {"batch_size": 64},
     "filters 32/64/128": {"filters": [32, 64, 128]},
-    # a third of the convolutions' work: one conv a block
+    # under a third of the convolutions' work: one conv a block
     "convs_per_block 1": {"convs_per_block": 1},
     # the default's work, spent on twice the channels with one conv a block
     "convs_per_block 1, filters 32/64/128": {"convs_per_block": 1, "filters": [32, 64, 128]},
